@@ -1,0 +1,38 @@
+# Weft's build. `make demo` runs the local mesh; `make test` runs every test.
+GO        ?= go
+BIN       := $(CURDIR)/bin
+FUZZTIME  ?= 10s
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: all build demo test test-unit fuzz lint clean
+
+all: build
+
+## build: compile every command into ./bin
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## demo: run the control plane on the example configuration
+demo: build
+	$(BIN)/weftd --config-dir examples/
+
+## test: all tests, then every fuzz target briefly
+test: test-unit fuzz
+
+test-unit:
+	$(GO) test -count=1 ./...
+
+## fuzz: run each Fuzz target for FUZZTIME
+fuzz:
+	@scripts/fuzz-all.sh $(FUZZTIME)
+
+## lint: go vet and staticcheck
+lint: $(BIN)/staticcheck
+	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+
+$(BIN)/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+clean:
+	rm -rf $(BIN)
