@@ -1,6 +1,13 @@
 // Package manifest decodes Istio configuration objects from multi-document
-// YAML, strictly: unknown fields, wrong types and unknown kinds are
-// reported as diagnostics naming the file, line, object and field.
+// YAML, strictly: unknown fields, wrong types, unknown enum values, bad
+// durations and unknown kinds are reported as diagnostics naming the file,
+// line, object and field path.
+//
+// Specs are decoded by walking the YAML node tree against the protobuf
+// descriptor of the kind's istio.io/api message, accepting what Istio
+// accepts: JSON (camelCase) and proto (snake_case) field names, enum names,
+// Go-syntax durations ("30ms", "1.5s", "1h"), wrapper types as plain values
+// and 64-bit integers as numbers or strings.
 package manifest
 
 import (
@@ -8,11 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"strconv"
+	"strings"
 
-	"github.com/golang/protobuf/jsonpb"
-	"google.golang.org/protobuf/protoadapt"
 	"gopkg.in/yaml.v3"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/weftmesh/weft/internal/model"
 )
@@ -20,95 +27,264 @@ import (
 // DefaultNamespace is the namespace of objects whose metadata names none.
 const DefaultNamespace = "default"
 
+// Document is one decoded object together with what is needed to point at
+// its fields: the line of every field path that was present in the input.
+type Document struct {
+	// Config is the decoded object; nil when the document was empty or its
+	// kind, apiVersion or metadata could not be read.
+	Config *model.Config
+	// Diagnostics are the problems found while decoding this document.
+	Diagnostics model.Diagnostics
+	// Lines maps field paths ("spec.http[0].route[1].weight") to the
+	// 1-based line where they appear in the input.
+	Lines Lines
+}
+
+// Lines maps field paths to input lines.
+type Lines map[string]int
+
+// Line returns the line of path, or of its nearest enclosing path that is
+// known ("spec.http[0].timeout" falls back to "spec.http[0]"), or 0.
+func (l Lines) Line(path string) int {
+	for path != "" {
+		if n, ok := l[path]; ok {
+			return n
+		}
+		path = parentPath(path)
+	}
+	return 0
+}
+
+// parentPath strips the last element of a field path: "a.b[2]" → "a.b",
+// "a.b" → "a", "a" → "".
+func parentPath(p string) string {
+	if strings.HasSuffix(p, "]") {
+		depth := 0
+		for i := len(p) - 1; i >= 0; i-- {
+			switch p[i] {
+			case ']':
+				depth++
+			case '[':
+				depth--
+				if depth == 0 {
+					return p[:i]
+				}
+			}
+		}
+		return ""
+	}
+	// Skip dots inside brackets, e.g. headers["x.y"].
+	depth := 0
+	for i := len(p) - 1; i >= 0; i-- {
+		switch p[i] {
+		case ']':
+			depth++
+		case '[':
+			depth--
+		case '.':
+			if depth == 0 {
+				return p[:i]
+			}
+		}
+	}
+	return ""
+}
+
 // Decode reads every document of a multi-document YAML stream. file names
 // the input in diagnostics and origins; source is stored in each object's
-// Meta.Source. Documents that fail to decode yield diagnostics and no
-// object; the others decode regardless.
+// Meta.Source. Documents with errors yield diagnostics and no object; the
+// others decode regardless.
 func Decode(file string, data []byte, source string) ([]*model.Config, model.Diagnostics) {
+	docs := DecodeDocuments(file, data, source)
 	var out []*model.Config
 	var diags model.Diagnostics
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			diags = append(diags, model.Diagnostic{Origin: model.Origin{File: file}, Message: "invalid YAML: " + err.Error()})
-			break
-		}
-		c, ds := decodeDocument(file, source, &doc)
-		diags = append(diags, ds...)
-		if c != nil {
-			out = append(out, c)
+	for _, d := range docs {
+		diags = append(diags, d.Diagnostics...)
+		if d.Config != nil && !d.Diagnostics.HasErrors() {
+			out = append(out, d.Config)
 		}
 	}
 	return out, diags
 }
 
-func decodeDocument(file, source string, doc *yaml.Node) (*model.Config, model.Diagnostics) {
-	origin := model.Origin{File: file, Line: doc.Line}
+// DecodeDocuments is Decode keeping each document's diagnostics and field
+// lines. A Document's Config is set whenever its metadata could be read,
+// even if its spec has errors (so that callers can name the object); such a
+// Config's Spec holds whatever decoded cleanly and must not be used as
+// configuration. Documents that are empty are skipped; a "kind: List"
+// document yields one Document per item.
+func DecodeDocuments(file string, data []byte, source string) []*Document {
+	var docs []*Document
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var node yaml.Node
+		err := dec.Decode(&node)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			docs = append(docs, &Document{Diagnostics: model.Diagnostics{yamlError(file, err)}})
+			break
+		}
+		docs = append(docs, decodeNode(file, source, &node)...)
+	}
+	return docs
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// yamlError turns a yaml.v3 syntax error into a diagnostic with its line.
+func yamlError(file string, err error) model.Diagnostic {
+	msg := err.Error()
+	line := 0
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	return model.Diagnostic{Origin: model.Origin{File: file, Line: line}, Message: "invalid YAML: " + msg}
+}
+
+// decodeNode decodes one YAML document (or, for a List, its items).
+func decodeNode(file, source string, doc *yaml.Node) []*Document {
 	root := doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+	if root.Kind == yaml.DocumentNode {
+		if len(root.Content) == 0 {
+			return nil
+		}
 		root = root.Content[0]
 	}
-	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		return nil, nil // empty document
+	w := newWalker(file)
+	root = w.resolve(root)
+	if root == nil || isNull(root) {
+		return nil // empty document
 	}
-	var head struct {
-		APIVersion string `yaml:"apiVersion"`
-		Kind       string `yaml:"kind"`
-		Metadata   struct {
-			Name        string            `yaml:"name"`
-			Namespace   string            `yaml:"namespace"`
-			Labels      map[string]string `yaml:"labels"`
-			Annotations map[string]string `yaml:"annotations"`
-		} `yaml:"metadata"`
-		Spec yaml.Node `yaml:"spec"`
+	if root.Kind != yaml.MappingNode {
+		d := &Document{}
+		d.Diagnostics = model.Diagnostics{{Origin: model.Origin{File: file, Line: root.Line},
+			Message: fmt.Sprintf("invalid object: expected a mapping with apiVersion, kind, metadata and spec, got %s", describe(root))}}
+		return []*Document{d}
 	}
-	if err := root.Decode(&head); err != nil {
-		return nil, model.Diagnostics{{Origin: origin, Message: "invalid object: " + err.Error()}}
+	if items := listItems(w, root); items != nil {
+		var out []*Document
+		for _, it := range items {
+			out = append(out, decodeNode(file, source, it)...)
+		}
+		return out
 	}
-	meta := model.Meta{
-		Kind: model.Kind(head.Kind), APIVersion: head.APIVersion,
-		Name: head.Metadata.Name, Namespace: head.Metadata.Namespace,
-		Labels: head.Metadata.Labels, Annotations: head.Metadata.Annotations,
-		Source: source, Origin: origin,
+	return []*Document{decodeObject(w, source, root)}
+}
+
+// listItems returns the items of a "kind: List" (apiVersion v1) mapping, or
+// nil if root is not a list.
+func listItems(w *walker, root *yaml.Node) []*yaml.Node {
+	var kind, apiVersion string
+	var items *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], w.resolve(root.Content[i+1])
+		switch k.Value {
+		case "kind":
+			kind = v.Value
+		case "apiVersion":
+			apiVersion = v.Value
+		case "items":
+			items = v
+		}
 	}
+	if kind != "List" || apiVersion != "v1" || items == nil || items.Kind != yaml.SequenceNode {
+		return nil
+	}
+	return items.Content
+}
+
+// decodeObject decodes one object mapping.
+func decodeObject(w *walker, source string, root *yaml.Node) *Document {
+	doc := &Document{Lines: Lines{}}
+	w.lines = doc.Lines
+	meta := model.Meta{Source: source, Origin: model.Origin{File: w.file, Line: firstKeyLine(root)}}
+	w.meta = &meta
+
+	fields := map[string]*yaml.Node{}
+	keyLines := map[string]int{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := w.resolve(root.Content[i]), root.Content[i+1]
+		name := k.Value
+		if _, dup := fields[name]; dup {
+			w.errorAt(k.Line, name, "duplicate field %q", name)
+			continue
+		}
+		switch name {
+		case "apiVersion", "kind", "metadata", "spec", "status":
+		default:
+			w.errorAt(k.Line, name, "unknown field %q (want apiVersion, kind, metadata, spec)", name)
+			continue
+		}
+		fields[name] = v
+		keyLines[name] = k.Line
+		doc.Lines[name] = k.Line
+	}
+
+	apiVersion, ok1 := w.topString(fields, keyLines, "apiVersion", meta.Origin.Line)
+	kind, ok2 := w.topString(fields, keyLines, "kind", meta.Origin.Line)
+	meta.APIVersion, meta.Kind = apiVersion, model.Kind(kind)
+	if !ok1 || !ok2 {
+		doc.Diagnostics = w.diags
+		return doc
+	}
+	ki, err := model.LookupAPIVersion(apiVersion, kind)
+	if err != nil {
+		line := keyLines["kind"]
+		if _, known := model.LookupKind(model.Kind(kind)); !known {
+			w.errorAt(line, "kind", "unknown kind: apiVersion %q kind %q is not an Istio configuration kind Weft understands", apiVersion, kind)
+		} else {
+			w.errorAt(keyLines["apiVersion"], "apiVersion", "%v", err)
+		}
+		doc.Diagnostics = w.diags
+		return doc
+	}
+
+	md, ok := fields["metadata"]
+	if !ok {
+		w.errorAt(meta.Origin.Line, "metadata", "required field missing (metadata.name is required)")
+		doc.Diagnostics = w.diags
+		return doc
+	}
+	w.metadata(md, &meta)
 	if meta.Namespace == "" {
 		meta.Namespace = DefaultNamespace
 	}
-	ki, err := model.LookupAPIVersion(head.APIVersion, head.Kind)
-	if err != nil {
-		return nil, model.Diagnostics{model.Errorf(&meta, "kind", "%v", err)}
-	}
-	if meta.Name == "" {
-		return nil, model.Diagnostics{model.Errorf(&meta, "metadata.name", "required")}
-	}
+
 	spec := ki.NewSpec()
-	js := []byte("{}")
-	if head.Spec.Kind != 0 {
-		raw, err := yaml.Marshal(&head.Spec)
-		if err == nil {
-			js, err = sigsyaml.YAMLToJSON(raw)
-		}
-		if err != nil {
-			return nil, model.Diagnostics{model.Errorf(&meta, "spec", "%v", err)}
-		}
+	if sn, ok := fields["spec"]; ok {
+		w.message(sn, spec.ProtoReflect(), "spec", 0)
+	} else {
+		w.errorAt(meta.Origin.Line, "spec", "required field missing")
 	}
-	if err := (&jsonpb.Unmarshaler{}).Unmarshal(bytes.NewReader(js), protoadapt.MessageV1Of(spec)); err != nil {
-		return nil, model.Diagnostics{model.Errorf(&meta, "spec", "%v", err)}
-	}
-	meta.Revision = fmt.Sprintf("%x", hash(js))
-	return &model.Config{Meta: meta, Spec: spec}, nil
+	meta.Revision = revision(&meta, spec)
+	doc.Config = &model.Config{Meta: meta, Spec: spec}
+	doc.Diagnostics = w.diags
+	return doc
 }
 
-func hash(b []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= 1099511628211
+// topString reads a required top-level string field such as kind.
+func (w *walker) topString(fields map[string]*yaml.Node, keyLines map[string]int, name string, objLine int) (string, bool) {
+	n, ok := fields[name]
+	if !ok {
+		w.errorAt(objLine, name, "required field missing")
+		return "", false
 	}
-	return h
+	n = w.resolve(n)
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" || n.Value == "" {
+		w.errorAt(keyLines[name], name, "expected a non-empty string, got %s", describe(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+func firstKeyLine(m *yaml.Node) int {
+	if len(m.Content) > 0 {
+		return m.Content[0].Line
+	}
+	return m.Line
 }
