@@ -1,0 +1,199 @@
+package weftd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/weftmesh/weft/internal/model"
+	"github.com/weftmesh/weft/internal/source"
+)
+
+// Server is the weftd control plane. Create it with New, bind its ports
+// with Listen, then Run it.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *model.Store
+	sources  []source.Source
+	registry *prometheus.Registry
+	mux      *http.ServeMux
+
+	adminLis net.Listener
+	xdsLis   net.Listener
+
+	snapshotVersion prometheus.GaugeFunc
+	configErrors    *prometheus.GaugeVec
+}
+
+// New assembles a server from a validated configuration.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      log,
+		store:    model.NewStore(),
+		registry: prometheus.NewRegistry(),
+		mux:      http.NewServeMux(),
+	}
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "weft_config_snapshot_version", Help: "Version of the current mesh model snapshot.",
+	}, func() float64 { return float64(s.store.Snapshot().Version) }))
+	s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "weft_config_objects", Help: "Number of configuration objects served.",
+	}, func() float64 { return float64(s.store.Snapshot().Len()) }))
+	s.configErrors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "weft_config_diagnostics", Help: "Problems in the configuration input, by severity.",
+	}, []string{"severity"})
+	s.registry.MustRegister(s.configErrors)
+	if cfg.ConfigDir != "" {
+		src, err := newFileSource(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		s.sources = append(s.sources, src)
+	}
+	s.routes()
+	return s, nil
+}
+
+// Store returns the mesh model store the server serves from.
+func (s *Server) Store() *model.Store { return s.store }
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.store.Snapshot().Synced() {
+			http.Error(w, "configuration not yet read", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /debug/config", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, dumpConfig(s.store.Snapshot()))
+	})
+	s.mux.HandleFunc("GET /debug/registry", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, dumpRegistry(s.store.Snapshot()))
+	})
+}
+
+// Listen binds the admin and xDS ports. A port of 0 picks a free one; see
+// AdminAddr and XDSAddr.
+func (s *Server) Listen() error {
+	var err error
+	s.adminLis, err = net.Listen("tcp", net.JoinHostPort(s.cfg.ListenAddress, strconv.Itoa(s.cfg.AdminPort)))
+	if err != nil {
+		return fmt.Errorf("admin port: %w", err)
+	}
+	s.xdsLis, err = net.Listen("tcp", net.JoinHostPort(s.cfg.ListenAddress, strconv.Itoa(s.cfg.XDSPort)))
+	if err != nil {
+		s.adminLis.Close()
+		return fmt.Errorf("xds port: %w", err)
+	}
+	return nil
+}
+
+// AdminAddr returns the bound admin address; valid after Listen.
+func (s *Server) AdminAddr() string { return s.adminLis.Addr().String() }
+
+// XDSAddr returns the bound xDS address; valid after Listen.
+func (s *Server) XDSAddr() string { return s.xdsLis.Addr().String() }
+
+// Run serves until ctx ends, then shuts down within the configured
+// timeout. Listen must have been called.
+func (s *Server) Run(ctx context.Context) error {
+	if s.adminLis == nil {
+		return errors.New("weftd: Run called before Listen")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(s.sources)+2)
+
+	for _, src := range s.sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := src.Run(ctx, s.update)
+			if err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("source %s: %w", src.Name(), err)
+			}
+		}()
+	}
+	if len(s.sources) == 0 {
+		s.update(&model.SourceState{Source: "none", Synced: true})
+	}
+
+	admin := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := admin.Serve(s.adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("admin server: %w", err)
+		}
+	}()
+	xdsDone := make(chan struct{})
+	go func() {
+		defer close(xdsDone)
+		if err := s.serveXDS(ctx, s.xdsLis); err != nil && ctx.Err() == nil {
+			errc <- fmt.Errorf("xds server: %w", err)
+		}
+	}()
+	s.log.Info("weftd started", "admin", s.AdminAddr(), "xds", s.XDSAddr(), "configDir", s.cfg.ConfigDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		s.log.Error("weftd stopping on error", "err", runErr)
+	}
+	cancel()
+	shutdownCtx, done := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownTimeout))
+	defer done()
+	_ = admin.Shutdown(shutdownCtx)
+	waited := make(chan struct{})
+	go func() { wg.Wait(); <-xdsDone; close(waited) }()
+	select {
+	case <-waited:
+	case <-shutdownCtx.Done():
+		s.log.Warn("shutdown timed out; exiting anyway")
+	}
+	s.log.Info("weftd stopped")
+	return runErr
+}
+
+// update hands a source's new state to the store and logs what changed.
+func (s *Server) update(st *model.SourceState) {
+	old := s.store.Snapshot()
+	snap := s.store.Update(st)
+	var errs, warns float64
+	for _, d := range snap.Diagnostics() {
+		if d.Severity == model.SeverityError {
+			errs++
+		} else {
+			warns++
+		}
+	}
+	s.configErrors.WithLabelValues("error").Set(errs)
+	s.configErrors.WithLabelValues("warning").Set(warns)
+	cs := model.Diff(old, snap)
+	if !cs.Empty() {
+		s.log.Info("configuration changed", "source", st.Source, "version", snap.Version, "objects", len(cs.Configs), "services", len(cs.Services))
+	}
+	for _, d := range st.Diagnostics {
+		if d.Severity == model.SeverityError {
+			s.log.Warn("configuration error", "source", st.Source, "diagnostic", d.String())
+		}
+	}
+}
