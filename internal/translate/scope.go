@@ -1,0 +1,122 @@
+package translate
+
+import (
+	"strings"
+
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/weftmesh/weft/internal/model"
+)
+
+// scope is what one proxy may see of the mesh: the services exported to
+// its namespace and admitted by its Sidecar resource, and the routing
+// rules that apply to them.
+type scope struct {
+	services []*model.Service
+	// egress is the Sidecar's list of "namespace/host" patterns; nil admits
+	// everything exported to the proxy.
+	egress []string
+	// registryOnly is true when the Sidecar's outbound traffic policy
+	// sends unknown destinations to BlackHoleCluster.
+	registryOnly bool
+}
+
+// newScope computes the scope of proxy in snap.
+func newScope(snap *model.Snapshot, proxy *model.Proxy) *scope {
+	sc := &scope{}
+	if sidecar := selectSidecar(snap, proxy); sidecar != nil {
+		for _, eg := range sidecar.Egress {
+			sc.egress = append(sc.egress, eg.Hosts...)
+		}
+		if p := sidecar.OutboundTrafficPolicy; p != nil && p.Mode == networking.OutboundTrafficPolicy_REGISTRY_ONLY {
+			sc.registryOnly = true
+		}
+	}
+	for _, svc := range snap.Services() {
+		if !svc.VisibleFrom(proxy.Namespace) || !sc.admits(proxy.Namespace, svc.Namespace, svc.Hostname) {
+			continue
+		}
+		// Two sources may declare the same host: the one in the proxy's
+		// namespace wins, else the first (Snapshot.Service's rule).
+		if n := len(sc.services); n > 0 && sc.services[n-1].Hostname == svc.Hostname {
+			if svc.Namespace == proxy.Namespace {
+				sc.services[n-1] = svc
+			}
+			continue
+		}
+		sc.services = append(sc.services, svc)
+	}
+	return sc
+}
+
+// admits reports whether the Sidecar egress hosts admit host declared in
+// namespace ns, for a proxy in namespace self.
+func (sc *scope) admits(self, ns, host string) bool {
+	if sc.egress == nil {
+		return true
+	}
+	for _, e := range sc.egress {
+		ens, eh, ok := strings.Cut(e, "/")
+		if !ok {
+			ens, eh = "*", e
+		}
+		switch ens {
+		case "*":
+		case ".":
+			if ns != self {
+				continue
+			}
+		case "~":
+			continue
+		default:
+			if ens != ns {
+				continue
+			}
+		}
+		if hostsOverlap(eh, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// service returns the visible service with the given hostname, or nil.
+func (sc *scope) service(host string) *model.Service {
+	for _, svc := range sc.services {
+		if svc.Hostname == host {
+			return svc
+		}
+	}
+	return nil
+}
+
+// selectSidecar picks the Sidecar resource for proxy Istio's way: one in
+// its namespace whose workloadSelector matches, else one in its namespace
+// without selector, else one in the root namespace without selector.
+func selectSidecar(snap *model.Snapshot, proxy *model.Proxy) *networking.Sidecar {
+	var nsDefault, rootDefault *networking.Sidecar
+	for _, c := range snap.List(model.KindSidecar) {
+		sc, ok := c.Spec.(*networking.Sidecar)
+		if !ok {
+			continue
+		}
+		switch {
+		case c.Namespace == proxy.Namespace && sc.WorkloadSelector != nil:
+			if model.SelectorMatches(sc.WorkloadSelector.Labels, proxy.Labels) {
+				return sc
+			}
+		case c.Namespace == proxy.Namespace:
+			if nsDefault == nil {
+				nsDefault = sc
+			}
+		case c.Namespace == RootNamespace && sc.WorkloadSelector == nil:
+			if rootDefault == nil {
+				rootDefault = sc
+			}
+		}
+	}
+	if nsDefault != nil {
+		return nsDefault
+	}
+	return rootDefault
+}
