@@ -352,7 +352,7 @@ func (s *Source) decode(path string, data []byte, prev *fileState) *fileState {
 		present[k] = c
 		st.served = append(st.served, c)
 		diags = append(diags, model.Diagnostic{
-			Severity: model.SeverityWarning, Origin: model.Origin{File: path},
+			Severity: model.SeverityWarning, Origin: c.Origin,
 			Kind: c.Kind, Namespace: c.Namespace, Name: c.Name,
 			Message: fmt.Sprintf("invalid update ignored: serving the last valid version (revision %s)", c.Revision),
 		})
