@@ -5,6 +5,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -268,7 +269,9 @@ func (s *Source) state() *model.SourceState {
 	for _, c := range s.objs {
 		st.Configs = append(st.Configs, c)
 	}
-	slices.SortFunc(st.Configs, func(a, b *model.Config) int { return strings.Compare(a.Key().String(), b.Key().String()) })
+	slices.SortFunc(st.Configs, func(a, b *model.Config) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
 	for _, ds := range s.rejects {
 		st.Diagnostics = append(st.Diagnostics, ds...)
 	}
