@@ -4,8 +4,10 @@
 // Files named *.yaml or *.yml are read recursively; hidden files and
 // directories (names starting with ".") and editor temporary files are
 // ignored, while symbolic links to files are followed (a Kubernetes
-// ConfigMap volume works). Changes are noticed with fsnotify, debounced,
-// and only files whose content changed are decoded again.
+// ConfigMap volume works; links to directories are not followed). Changes
+// are noticed with fsnotify, debounced, and only files whose content
+// changed are decoded again. Removing the directory itself removes every
+// object; the source does not notice the directory being created again.
 //
 // A broken file does not take the rest down: when an object that was once
 // valid becomes invalid, its last good version is still served and the
@@ -75,9 +77,8 @@ type Source struct {
 
 // fileState is what the source knows about one file.
 type fileState struct {
-	size  int64
-	mtime time.Time
-	hash  [sha256.Size]byte
+	info fs.FileInfo // from the last read; nil if the read failed
+	hash [sha256.Size]byte
 	// served are the objects the file contributes: its valid objects and
 	// the last good versions of its broken ones, in document order.
 	served []*model.Config
@@ -121,7 +122,7 @@ func (s *Source) Decodes() int64 { return s.decodes.Load() }
 // Run reads the directory, calls sink with the initial state (Synced set),
 // then watches the directory and calls sink after every change until ctx
 // is done. It returns an error if the directory cannot be read or watched
-// at the start.
+// at the start. Run may be called once.
 func (s *Source) Run(ctx context.Context, sink func(*model.SourceState)) error {
 	if s.files != nil {
 		return errors.New("file source: Run called twice")
@@ -284,11 +285,13 @@ func (sc *scanner) scan(touched map[string]bool) bool {
 }
 
 // refresh brings the state of one file up to date and reports whether it
-// changed. The file is read when its size or mtime changed or force is
-// set, and decoded only when its content hash changed.
+// changed. The file is read when it is another file than before (a rename
+// over it, a swapped link), its size or mtime changed, or force is set;
+// it is decoded only when its content hash changed.
 func (s *Source) refresh(path string, fi fs.FileInfo, force bool) bool {
 	prev := s.files[path]
-	if prev != nil && !force && prev.size == fi.Size() && prev.mtime.Equal(fi.ModTime()) {
+	if prev != nil && !force && prev.info != nil && os.SameFile(prev.info, fi) &&
+		prev.info.Size() == fi.Size() && prev.info.ModTime().Equal(fi.ModTime()) {
 		return false
 	}
 	data, err := os.ReadFile(path)
@@ -302,11 +305,11 @@ func (s *Source) refresh(path string, fi fs.FileInfo, force bool) bool {
 	}
 	sum := sha256.Sum256(data)
 	if prev != nil && prev.hash == sum {
-		prev.size, prev.mtime = fi.Size(), fi.ModTime()
+		prev.info = fi
 		return false
 	}
 	st := s.decode(path, data, prev)
-	st.size, st.mtime, st.hash = fi.Size(), fi.ModTime(), sum
+	st.info, st.hash = fi, sum
 	s.files[path] = st
 	return true
 }
