@@ -1,0 +1,201 @@
+package xds
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// callbacks connects go-control-plane's stream handling to the server's
+// proxy registry and ACK tracking.
+type callbacks struct{ s *Server }
+
+func (c callbacks) OnStreamOpen(_ context.Context, id int64, typeURL string) error {
+	c.s.openStream(id, typeURL, false)
+	return nil
+}
+
+func (c callbacks) OnStreamClosed(id int64, _ *core.Node) { c.s.closeStream(id) }
+
+func (c callbacks) OnDeltaStreamOpen(_ context.Context, id int64, typeURL string) error {
+	c.s.openStream(id, typeURL, true)
+	return nil
+}
+
+func (c callbacks) OnDeltaStreamClosed(id int64, _ *core.Node) { c.s.closeStream(id) }
+
+func (c callbacks) OnStreamRequest(id int64, r *discovery.DiscoveryRequest) error {
+	nacked, err := c.s.onRequest(id, r.GetNode(), r.GetTypeUrl(), r.GetResponseNonce(), r.GetErrorDetail())
+	if nacked != "" {
+		// A NACK carries the last version the proxy accepted; the cache
+		// would answer it at once with the rejected version again, and
+		// again. Make it wait for a version newer than the rejected one,
+		// as istiod does.
+		r.VersionInfo = nacked
+	}
+	return err
+}
+
+func (c callbacks) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, r *discovery.DiscoveryResponse) {
+	c.s.onResponse(id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce(), func(d map[string]*dumpEntry) map[string]*dumpEntry {
+		// State of the world: the response replaces what was sent before.
+		out := make(map[string]*dumpEntry, len(r.GetResources()))
+		for i, a := range r.GetResources() {
+			out[fmt.Sprintf("#%06d", i)] = &dumpEntry{any: a}
+		}
+		return out
+	})
+}
+
+func (c callbacks) OnStreamDeltaRequest(id int64, r *discovery.DeltaDiscoveryRequest) error {
+	// Delta needs no NACK special case: the stream's subscription already
+	// records the rejected resources as sent, so they are not resent until
+	// they change.
+	_, err := c.s.onRequest(id, r.GetNode(), r.GetTypeUrl(), r.GetResponseNonce(), r.GetErrorDetail())
+	return err
+}
+
+func (c callbacks) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, r *discovery.DeltaDiscoveryResponse) {
+	c.s.onResponse(id, r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), func(d map[string]*dumpEntry) map[string]*dumpEntry {
+		if d == nil {
+			d = map[string]*dumpEntry{}
+		}
+		for _, res := range r.GetResources() {
+			d[res.GetName()] = &dumpEntry{name: res.GetName(), any: res.GetResource()}
+		}
+		for _, n := range r.GetRemovedResources() {
+			delete(d, n)
+		}
+		return d
+	})
+}
+
+func (c callbacks) OnFetchRequest(context.Context, *discovery.DiscoveryRequest) error { return nil }
+
+func (c callbacks) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}
+
+// dumpEntry is one resource last sent to a proxy.
+type dumpEntry struct {
+	name string // empty for state-of-the-world responses
+	any  *anypb.Any
+}
+
+// onRequest registers the stream's proxy on its first request and records
+// ACKs and NACKs. For a NACK it returns the rejected version.
+func (s *Server) onRequest(id int64, node *core.Node, typeURL, nonce string, nack *status.Status) (nacked string, err error) {
+	s.mu.Lock()
+	st := s.streams[id]
+	s.mu.Unlock()
+	if st == nil {
+		return "", grpcstatus.Error(codes.Internal, "xds: unknown stream")
+	}
+	if typeURL == "" {
+		typeURL = st.defaultType
+	}
+	if st.ps == nil { // only this stream's goroutine reads or writes st.ps before it is set
+		if node == nil {
+			return "", grpcstatus.Error(codes.InvalidArgument, "xds: the first request on a stream must carry the node")
+		}
+		p, err := ProxyFromNode(node)
+		if err != nil {
+			s.log.Warn("xds: proxy refused", "error", err)
+			return "", grpcstatus.Error(codes.InvalidArgument, err.Error())
+		}
+		ps, isNew := s.register(st, p)
+		if isNew {
+			s.update(ps, s.opts.Store.Snapshot(), time.Time{})
+		}
+	}
+	if nonce == "" {
+		return "", nil
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sent, ok := st.sent[typeURL]
+	if !ok || sent.nonce != nonce {
+		return "", nil // stale: a newer response is on its way
+	}
+	ps := st.ps
+	ts := ps.typeStatus(typeURL)
+	now := time.Now()
+	if nack != nil {
+		ts.LastNACK = &NACK{Version: sent.version, Nonce: nonce, Code: nack.GetCode(), Message: nack.GetMessage(), Time: now}
+		ps.pendingSince = time.Time{}
+		s.m.rejects.WithLabelValues(TypeName(typeURL)).Inc()
+		s.log.Warn("xds: proxy rejected configuration", "proxy", ps.proxy.ID, "type", TypeName(typeURL),
+			"version", sent.version, "nonce", nonce, "reason", nack.GetMessage())
+		return sent.version, nil
+	}
+	ts.Acked, ts.AckedNonce, ts.AckedAt = sent.version, nonce, now
+	if !ps.pendingSince.IsZero() && ps.converged() {
+		s.m.convergence.Observe(now.Sub(ps.pendingSince).Seconds())
+		ps.pendingSince = time.Time{}
+	}
+	return "", nil
+}
+
+// onResponse records a response sent on a stream; update turns the
+// proxy's record of resources of that type into the new one.
+func (s *Server) onResponse(id int64, typeURL, version, nonce string, update func(map[string]*dumpEntry) map[string]*dumpEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[id]
+	if st == nil || st.ps == nil {
+		return
+	}
+	st.sent[typeURL] = sentResponse{nonce: nonce, version: version}
+	ts := st.ps.typeStatus(typeURL)
+	ts.Sent, ts.SentNonce, ts.SentAt = version, nonce, time.Now()
+	st.ps.dump[typeURL] = update(st.ps.dump[typeURL])
+	s.m.pushes.WithLabelValues(TypeName(typeURL)).Inc()
+}
+
+// typeStatus returns the status record of a type, creating it.
+// Server.mu must be held.
+func (ps *proxyState) typeStatus(typeURL string) *TypeStatus {
+	ts := ps.types[typeURL]
+	if ts == nil {
+		ts = &TypeStatus{TypeURL: typeURL, Type: TypeName(typeURL)}
+		ps.types[typeURL] = ts
+	}
+	return ts
+}
+
+// converged reports whether the proxy acknowledged the current version
+// of every type it subscribed to. Server.mu must be held.
+func (ps *proxyState) converged() bool {
+	for u, ts := range ps.types {
+		if ts.Sent == "" {
+			continue
+		}
+		if v, ok := ps.target[u]; ok && ts.Acked != v {
+			return false
+		}
+	}
+	return true
+}
+
+// cacheLogger adapts slog to go-control-plane's logger. The cache's
+// informational messages (watches opened, ADS responses held back until
+// the client asks for every resource) are normal operation: debug level.
+type cacheLogger struct{ log *slog.Logger }
+
+func (l cacheLogger) logf(level slog.Level, format string, args ...any) {
+	if l.log.Enabled(context.Background(), level) {
+		l.log.Log(context.Background(), level, "xds cache: "+fmt.Sprintf(format, args...))
+	}
+}
+
+func (l cacheLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
+func (l cacheLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args...) }
+func (l cacheLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelDebug, format, args...) }
+func (l cacheLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }

@@ -1,0 +1,350 @@
+// Package loadtest simulates xDS clients to measure how fast a control
+// plane converges: Client is one Envoy-like ADS client, Run drives many of
+// them through a configuration change.
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	// Register the filter configurations listeners carry.
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+)
+
+// Response is one xDS response a Client received and answered.
+type Response struct {
+	TypeURL string
+	// Version is the response's version_info (system_version_info for delta).
+	Version string
+	Nonce   string
+	// Names are the resources in the response; Removed the resources a
+	// delta response removed.
+	Names   []string
+	Removed []string
+	// NACKed is true if the client rejected the response.
+	NACKed bool
+	// Time is when the ACK or NACK was sent.
+	Time time.Time
+}
+
+// Client is a simulated Envoy-like xDS client on one ADS stream. It asks
+// for all clusters and listeners, then for the endpoints of its EDS
+// clusters and the route configurations its listeners use, and ACKs every
+// response unless Reject says otherwise. Set the fields before Run; the
+// accessors are safe to call while it runs.
+type Client struct {
+	// Node identifies the client.
+	Node *core.Node
+	// Delta selects the incremental protocol instead of state of the world.
+	Delta bool
+	// Reject, if set, sees every response; an error NACKs it with the
+	// error's text.
+	Reject func(typeURL string, resources []*anypb.Any) error
+	// OnResponse, if set, is called after each response was answered, on
+	// the client's goroutine.
+	OnResponse func(Response)
+
+	mu    sync.Mutex
+	types map[string]*typeState
+}
+
+// typeState is what the client holds of one resource type.
+type typeState struct {
+	version   string // last accepted
+	nonce     string // last received
+	requested bool
+	names     []string // subscribed names (EDS, RDS)
+	resources map[string]*anypb.Any
+	responses int
+}
+
+func (c *Client) state(typeURL string) *typeState {
+	if c.types == nil {
+		c.types = map[string]*typeState{}
+	}
+	ts := c.types[typeURL]
+	if ts == nil {
+		ts = &typeState{resources: map[string]*anypb.Any{}}
+		c.types[typeURL] = ts
+	}
+	return ts
+}
+
+// Count returns how many responses of a type the client received.
+func (c *Client) Count(typeURL string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state(typeURL).responses
+}
+
+// Version returns the last version of a type the client accepted.
+func (c *Client) Version(typeURL string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state(typeURL).version
+}
+
+// Names returns the names of the resources of a type the client holds,
+// sorted.
+func (c *Client) Names(typeURL string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	names := make([]string, 0, len(c.state(typeURL).resources))
+	for n := range c.state(typeURL).resources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Resource returns the resource of a type with the given name, or nil.
+func (c *Client) Resource(typeURL, name string) *anypb.Any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state(typeURL).resources[name]
+}
+
+// Run opens the stream on conn and serves it until ctx ends (returning
+// nil) or the stream fails.
+func (c *Client) Run(ctx context.Context, conn grpc.ClientConnInterface) error {
+	ads := discovery.NewAggregatedDiscoveryServiceClient(conn)
+	var err error
+	if c.Delta {
+		err = c.runDelta(ctx, ads)
+	} else {
+		err = c.runSotW(ctx, ads)
+	}
+	if ctx.Err() != nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+func (c *Client) runSotW(ctx context.Context, ads discovery.AggregatedDiscoveryServiceClient) error {
+	st, err := ads.StreamAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	request := func(typeURL string, nack error) error {
+		c.mu.Lock()
+		ts := c.state(typeURL)
+		ts.requested = true
+		req := &discovery.DiscoveryRequest{Node: c.Node, TypeUrl: typeURL, VersionInfo: ts.version, ResponseNonce: ts.nonce, ResourceNames: slices.Clone(ts.names)}
+		c.mu.Unlock()
+		if nack != nil {
+			req.ErrorDetail = &status.Status{Code: 3, Message: nack.Error()}
+		}
+		return st.Send(req)
+	}
+	if err := request(resource.ClusterType, nil); err != nil {
+		return err
+	}
+	for {
+		resp, err := st.Recv()
+		if err != nil {
+			return err
+		}
+		t := resp.GetTypeUrl()
+		var nack error
+		if c.Reject != nil {
+			nack = c.Reject(t, resp.GetResources())
+		}
+		ev := Response{TypeURL: t, Version: resp.GetVersionInfo(), Nonce: resp.GetNonce(), NACKed: nack != nil}
+		decoded := map[string]types.Resource{}
+		if nack == nil {
+			for _, a := range resp.GetResources() {
+				m, err := a.UnmarshalNew()
+				if err != nil {
+					nack = fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
+					break
+				}
+				n := cache.GetResourceName(m)
+				decoded[n] = m
+				ev.Names = append(ev.Names, n)
+			}
+		}
+		c.mu.Lock()
+		ts := c.state(t)
+		ts.responses++
+		ts.nonce = resp.GetNonce()
+		if nack == nil {
+			ts.version = resp.GetVersionInfo()
+			ts.resources = make(map[string]*anypb.Any, len(resp.GetResources()))
+			for i, n := range ev.Names {
+				ts.resources[n] = resp.GetResources()[i]
+			}
+		}
+		c.mu.Unlock()
+		if err := request(t, nack); err != nil {
+			return err
+		}
+		ev.Time = time.Now()
+		if nack == nil {
+			if err := c.follow(t, decoded, func(dep string, _, _ []string) error { return request(dep, nil) }); err != nil {
+				return err
+			}
+		}
+		if c.OnResponse != nil {
+			c.OnResponse(ev)
+		}
+	}
+}
+
+func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscoveryServiceClient) error {
+	st, err := ads.DeltaAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	if err := st.Send(&discovery.DeltaDiscoveryRequest{Node: c.Node, TypeUrl: resource.ClusterType}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.state(resource.ClusterType).requested = true
+	c.mu.Unlock()
+	for {
+		resp, err := st.Recv()
+		if err != nil {
+			return err
+		}
+		t := resp.GetTypeUrl()
+		var nack error
+		if c.Reject != nil {
+			anys := make([]*anypb.Any, 0, len(resp.GetResources()))
+			for _, r := range resp.GetResources() {
+				anys = append(anys, r.GetResource())
+			}
+			nack = c.Reject(t, anys)
+		}
+		ev := Response{TypeURL: t, Version: resp.GetSystemVersionInfo(), Nonce: resp.GetNonce(), Removed: resp.GetRemovedResources(), NACKed: nack != nil}
+		for _, r := range resp.GetResources() {
+			ev.Names = append(ev.Names, r.GetName())
+		}
+		var all map[string]types.Resource
+		c.mu.Lock()
+		ts := c.state(t)
+		ts.responses++
+		ts.nonce = resp.GetNonce()
+		if nack == nil {
+			ts.version = resp.GetSystemVersionInfo()
+			for _, r := range resp.GetResources() {
+				ts.resources[r.GetName()] = r.GetResource()
+			}
+			for _, n := range resp.GetRemovedResources() {
+				delete(ts.resources, n)
+			}
+			if t == resource.ClusterType || t == resource.ListenerType {
+				all = make(map[string]types.Resource, len(ts.resources))
+				for n, a := range ts.resources {
+					m, err := a.UnmarshalNew()
+					if err != nil {
+						nack = fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
+						break
+					}
+					all[n] = m
+				}
+			}
+		}
+		c.mu.Unlock()
+		req := &discovery.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}
+		if nack != nil {
+			req.ErrorDetail = &status.Status{Code: 3, Message: nack.Error()}
+		}
+		if err := st.Send(req); err != nil {
+			return err
+		}
+		ev.Time = time.Now()
+		if nack == nil && all != nil {
+			err := c.follow(t, all, func(dep string, add, remove []string) error {
+				return st.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: dep, ResourceNamesSubscribe: add, ResourceNamesUnsubscribe: remove})
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if c.OnResponse != nil {
+			c.OnResponse(ev)
+		}
+	}
+}
+
+// follow updates the dependent subscriptions after clusters or listeners
+// changed, as Envoy does: EDS for the EDS clusters, RDS for the route
+// configurations the listeners use, and listeners after the first
+// clusters. send asks for the dependent type with the changed names.
+func (c *Client) follow(typeURL string, all map[string]types.Resource, send func(dep string, add, remove []string) error) error {
+	var dep string
+	switch typeURL {
+	case resource.ClusterType:
+		dep = resource.EndpointType
+	case resource.ListenerType:
+		dep = resource.RouteType
+	default:
+		return nil
+	}
+	withTTL := make(map[string]types.ResourceWithTTL, len(all))
+	for n, r := range all {
+		withTTL[n] = types.ResourceWithTTL{Resource: r}
+	}
+	refs := cache.GetResourceReferences(withTTL)[dep]
+	names := make([]string, 0, len(refs))
+	for n := range refs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+
+	c.mu.Lock()
+	ds := c.state(dep)
+	old := ds.names
+	changed := !slices.Equal(old, names) || (!ds.requested && len(names) > 0)
+	ds.names = names
+	if changed {
+		ds.requested = true
+	}
+	needLDS := typeURL == resource.ClusterType && !c.state(resource.ListenerType).requested
+	if needLDS {
+		c.state(resource.ListenerType).requested = true
+	}
+	for n := range ds.resources {
+		if !refs[n] {
+			delete(ds.resources, n)
+		}
+	}
+	c.mu.Unlock()
+
+	if changed {
+		var add, remove []string
+		for _, n := range names {
+			if !slices.Contains(old, n) {
+				add = append(add, n)
+			}
+		}
+		for _, n := range old {
+			if !refs[n] {
+				remove = append(remove, n)
+			}
+		}
+		if err := send(dep, add, remove); err != nil {
+			return err
+		}
+	}
+	if needLDS {
+		return send(resource.ListenerType, nil, nil)
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+package xds
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/internal/translate"
+)
+
+// Type URLs of the resources Weft serves, in the order ADS sends them:
+// clusters and endpoints before the listeners and routes that use them.
+var typeURLs = []string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType, resource.SecretType}
+
+// TypeName returns Istio's short name of an xDS type URL ("cds", "eds",
+// "lds", "rds", "sds"), or the URL itself for other types.
+func TypeName(typeURL string) string {
+	switch typeURL {
+	case resource.ClusterType:
+		return "cds"
+	case resource.EndpointType:
+		return "eds"
+	case resource.ListenerType:
+		return "lds"
+	case resource.RouteType:
+		return "rds"
+	case resource.SecretType:
+		return "sds"
+	}
+	return typeURL
+}
+
+// proxySnapshot is the xDS configuration computed for one proxy.
+type proxySnapshot struct {
+	snap *cache.Snapshot
+	// versions maps type URL to the version of that type's resources: a
+	// hash of their names and content, so it changes exactly when they do.
+	versions map[string]string
+}
+
+// buildSnapshot turns generated resources into a cache snapshot with
+// content-derived versions. It makes the snapshot consistent the way an
+// ADS client needs: every EDS cluster gets a ClusterLoadAssignment (an
+// empty one if the generator gave none), and endpoint assignments and
+// route configurations no cluster or listener refers to are dropped
+// (an ADS client never asks for them, and go-control-plane would hold
+// back the whole EDS or RDS response waiting for it to). A route
+// configuration referred to but missing is an error. References from
+// api_listeners (proxyless gRPC) count, unlike in go-control-plane's
+// Snapshot.Consistent.
+func buildSnapshot(res *translate.Resources) (*proxySnapshot, error) {
+	if res == nil {
+		res = &translate.Resources{}
+	}
+	byType := map[string][]types.Resource{}
+	for _, c := range res.Clusters {
+		byType[resource.ClusterType] = append(byType[resource.ClusterType], c)
+	}
+	for _, l := range res.Listeners {
+		byType[resource.ListenerType] = append(byType[resource.ListenerType], l)
+	}
+	for _, s := range res.Secrets {
+		byType[resource.SecretType] = append(byType[resource.SecretType], s)
+	}
+
+	// Endpoints: exactly those EDS clusters use.
+	edsNames := map[string]bool{}
+	for _, c := range res.Clusters {
+		if n := edsName(c); n != "" {
+			edsNames[n] = true
+		}
+	}
+	haveCLA := map[string]bool{}
+	for _, e := range res.Endpoints {
+		if edsNames[e.GetClusterName()] && !haveCLA[e.GetClusterName()] {
+			haveCLA[e.GetClusterName()] = true
+			byType[resource.EndpointType] = append(byType[resource.EndpointType], e)
+		}
+	}
+	for _, n := range sortedKeys(edsNames) {
+		if !haveCLA[n] {
+			byType[resource.EndpointType] = append(byType[resource.EndpointType], &endpoint.ClusterLoadAssignment{ClusterName: n})
+		}
+	}
+
+	// Routes: exactly those listeners use; all must exist.
+	rdsNames := map[string]bool{}
+	for _, l := range res.Listeners {
+		if err := listenerRoutes(l, rdsNames); err != nil {
+			return nil, err
+		}
+	}
+	haveRoute := map[string]bool{}
+	for _, r := range res.Routes {
+		if rdsNames[r.GetName()] && !haveRoute[r.GetName()] {
+			haveRoute[r.GetName()] = true
+			byType[resource.RouteType] = append(byType[resource.RouteType], r)
+		}
+	}
+	for _, n := range sortedKeys(rdsNames) {
+		if !haveRoute[n] {
+			return nil, fmt.Errorf("inconsistent configuration: a listener refers to route configuration %q, which was not generated", n)
+		}
+	}
+
+	ps := &proxySnapshot{snap: &cache.Snapshot{VersionMap: map[string]map[string]string{}}, versions: map[string]string{}}
+	for _, typeURL := range typeURLs {
+		items := map[string]types.ResourceWithTTL{}
+		hashes := map[string]string{}
+		for _, r := range byType[typeURL] {
+			name := cache.GetResourceName(r)
+			if name == "" {
+				return nil, fmt.Errorf("%s resource without a name", TypeName(typeURL))
+			}
+			if _, dup := items[name]; dup {
+				return nil, fmt.Errorf("two %s resources named %q", TypeName(typeURL), name)
+			}
+			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+			if err != nil {
+				return nil, fmt.Errorf("%s resource %q: %w", TypeName(typeURL), name, err)
+			}
+			sum := sha256.Sum256(b)
+			items[name] = types.ResourceWithTTL{Resource: r}
+			hashes[name] = hex.EncodeToString(sum[:12])
+		}
+		v := typeVersion(hashes)
+		ps.versions[typeURL] = v
+		ps.snap.Resources[cache.GetResponseType(typeURL)] = cache.Resources{Version: v, Items: items}
+		ps.snap.VersionMap[typeURL] = hashes
+	}
+	// The cache asks every response type for a version map.
+	for i := range types.UnknownType {
+		u, _ := cache.GetResponseTypeURL(i)
+		if _, ok := ps.snap.VersionMap[u]; !ok {
+			ps.snap.VersionMap[u] = map[string]string{}
+		}
+	}
+	return ps, nil
+}
+
+// typeVersion hashes the names and content hashes of one type's
+// resources into a short version string.
+func typeVersion(hashes map[string]string) string {
+	if len(hashes) == 0 {
+		return "empty"
+	}
+	names := make([]string, 0, len(hashes))
+	for n := range hashes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		h.Write([]byte(n))
+		h.Write([]byte{0})
+		h.Write([]byte(hashes[n]))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// edsName returns the endpoint assignment an EDS cluster reads, or "".
+func edsName(c *cluster.Cluster) string {
+	if c.GetType() != cluster.Cluster_EDS {
+		return ""
+	}
+	if n := c.GetEdsClusterConfig().GetServiceName(); n != "" {
+		return n
+	}
+	return c.GetName()
+}
+
+// listenerRoutes adds the RDS route configuration names a listener refers
+// to, in its filter chains or its api_listener, to out.
+func listenerRoutes(l *listener.Listener, out map[string]bool) error {
+	chains := l.GetFilterChains()
+	if dc := l.GetDefaultFilterChain(); dc != nil {
+		chains = append(chains[:len(chains):len(chains)], dc)
+	}
+	for _, ch := range chains {
+		for _, f := range ch.GetFilters() {
+			if m := resource.GetHTTPConnectionManager(f); m != nil {
+				if n := m.GetRds().GetRouteConfigName(); n != "" {
+					out[n] = true
+				}
+			}
+		}
+	}
+	if a := l.GetApiListener().GetApiListener(); a != nil {
+		m := &hcm.HttpConnectionManager{}
+		if err := a.UnmarshalTo(m); err != nil {
+			return fmt.Errorf("listener %q: api_listener: %w", l.GetName(), err)
+		}
+		if n := m.GetRds().GetRouteConfigName(); n != "" {
+			out[n] = true
+		}
+	}
+	return nil
+}
