@@ -105,6 +105,19 @@ func describe(n *yaml.Node) string {
 	return "an alias"
 }
 
+// JoinField appends a field name to a field path: "spec" + "http" →
+// "spec.http".
+func JoinField(p, name string) string { return fieldPath(p, name) }
+
+// JoinIndex appends a list index to a field path: "spec.http" + 0 →
+// "spec.http[0]".
+func JoinIndex(p string, i int) string { return indexPath(p, i) }
+
+// JoinKey appends a map key to a field path: "labels" + "app" →
+// "labels[app]"; keys containing brackets, dots, quotes or spaces are
+// quoted: labels["a.b/c"].
+func JoinKey(p, key string) string { return keyPath(p, key) }
+
 // fieldPath appends a field name to a path.
 func fieldPath(p, name string) string {
 	if p == "" {

@@ -1,0 +1,109 @@
+package validate
+
+import (
+	"sort"
+
+	"github.com/weftmesh/weft/internal/manifest"
+	"github.com/weftmesh/weft/internal/model"
+)
+
+// Input is one named configuration file.
+type Input struct {
+	// Name is the file name used in diagnostics ("-" input is "<stdin>").
+	Name string
+	Data []byte
+}
+
+// Report is the outcome of checking a set of inputs.
+type Report struct {
+	// Diagnostics are sorted by file, line, field and message.
+	Diagnostics model.Diagnostics
+	// Objects counts the objects read (with or without problems).
+	Objects int
+	// Files counts the inputs.
+	Files int
+}
+
+// Errors counts the error diagnostics.
+func (r *Report) Errors() int { return r.count(model.SeverityError) }
+
+// Warnings counts the warning diagnostics.
+func (r *Report) Warnings() int { return r.count(model.SeverityWarning) }
+
+func (r *Report) count(s model.Severity) int {
+	n := 0
+	for _, d := range r.Diagnostics {
+		if d.Severity == s {
+			n++
+		}
+	}
+	return n
+}
+
+// Check decodes every input strictly, validates each object that decoded
+// cleanly with [Object], and all of them together with [Set]. Diagnostics
+// of semantic rules carry the line of the offending field.
+func Check(inputs []Input) Report {
+	rep := Report{Files: len(inputs)}
+	var valid []*model.Config
+	lines := map[*model.Config]manifest.Lines{}
+	for _, in := range inputs {
+		for _, doc := range manifest.DecodeDocuments(in.Name, in.Data, "file") {
+			rep.Diagnostics = append(rep.Diagnostics, doc.Diagnostics...)
+			if doc.Config == nil {
+				continue
+			}
+			rep.Objects++
+			if doc.Diagnostics.HasErrors() {
+				continue // the spec is incomplete; semantic checks would mislead
+			}
+			lines[doc.Config] = doc.Lines
+			valid = append(valid, doc.Config)
+			rep.Diagnostics = append(rep.Diagnostics, locate(Object(doc.Config), doc.Lines)...)
+		}
+	}
+	for _, d := range Set(valid) {
+		for c, l := range lines {
+			if c.Kind == d.Kind && c.Namespace == d.Namespace && c.Name == d.Name && c.Origin == d.Origin {
+				d = locate(model.Diagnostics{d}, l)[0]
+				break
+			}
+		}
+		rep.Diagnostics = append(rep.Diagnostics, d)
+	}
+	Sort(rep.Diagnostics)
+	return rep
+}
+
+// locate sets each diagnostic's line to the line of its field, when known.
+func locate(ds model.Diagnostics, lines manifest.Lines) model.Diagnostics {
+	for i := range ds {
+		if ds[i].Field == "" {
+			continue
+		}
+		if n := lines.Line(ds[i].Field); n > 0 {
+			ds[i].Origin.Line = n
+		}
+	}
+	return ds
+}
+
+// Sort orders diagnostics by file, line, field, severity and message.
+func Sort(ds model.Diagnostics) {
+	sort.SliceStable(ds, func(i, j int) bool {
+		a, b := ds[i], ds[j]
+		if a.Origin.File != b.Origin.File {
+			return a.Origin.File < b.Origin.File
+		}
+		if a.Origin.Line != b.Origin.Line {
+			return a.Origin.Line < b.Origin.Line
+		}
+		if a.Field != b.Field {
+			return a.Field < b.Field
+		}
+		if a.Severity != b.Severity {
+			return a.Severity < b.Severity
+		}
+		return a.Message < b.Message
+	})
+}
