@@ -3,8 +3,6 @@ package translate
 import (
 	"sort"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-
 	"github.com/weftmesh/weft/internal/model"
 )
 
@@ -16,20 +14,52 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 	rules := newRuleIndex(snap, proxy)
 	eps := endpointSource(snap.Endpoints)
 	targets := outboundTargets(sc.services, rules)
+	vss := virtualServices(snap, proxy.Namespace)
+	rc := routeContext{
+		proxy:     proxy,
+		gateways:  []string{GatewayMesh},
+		services:  sc.service,
+		rules:     rules,
+		delegates: newDelegateIndex(snap),
+	}
 
 	r := &Resources{}
 	r.Clusters = outboundClusters(targets, eps)
-	r.Clusters = append(r.Clusters, specialClusters(proxy.Type != model.ProxyRouter)...)
-	var inbound []inboundPort
-	if proxy.Type != model.ProxyRouter {
-		inbound = inboundPorts(snap.Services(), eps, proxy.IPs)
-		r.Clusters = append(r.Clusters, inboundClusters(inbound)...)
-	}
-	sortClusters(r.Clusters)
 	r.Endpoints = loadAssignments(targets, eps, proxy.Metadata[MetadataLocality])
+	if proxy.Type == model.ProxyRouter {
+		servers := selectGatewayServers(snap, proxy)
+		rc.gateways = gatewayNames(servers)
+		r.Clusters = append(r.Clusters, specialClusters(false)...)
+		r.Listeners = gatewayListeners(servers, vss, rc)
+		r.Routes = gatewayRoutes(servers, vss, rc)
+	} else {
+		ports := groupByPort(sc.services)
+		inbound := inboundPorts(snap.Services(), eps, proxy.IPs)
+		r.Clusters = append(r.Clusters, specialClusters(true)...)
+		r.Clusters = append(r.Clusters, inboundClusters(inbound)...)
+		r.Listeners = outboundListeners(ports, meshBound(vss), rc, sc)
+		r.Listeners = append(r.Listeners, virtualOutboundListener(sc.registryOnly), virtualInboundListener(inbound))
+		r.Routes = sidecarRoutes(ports, vss, rc, sc)
+	}
+	sortResources(r)
 	return r
 }
 
-func sortClusters(cs []*cluster.Cluster) {
-	sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
+// meshBound keeps the VirtualServices that apply to sidecars.
+func meshBound(vss []boundVS) []boundVS {
+	var out []boundVS
+	for _, v := range vss {
+		if v.boundTo([]string{GatewayMesh}) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func sortResources(r *Resources) {
+	sort.Slice(r.Clusters, func(i, j int) bool { return r.Clusters[i].Name < r.Clusters[j].Name })
+	sort.Slice(r.Endpoints, func(i, j int) bool { return r.Endpoints[i].ClusterName < r.Endpoints[j].ClusterName })
+	sort.Slice(r.Listeners, func(i, j int) bool { return r.Listeners[i].Name < r.Listeners[j].Name })
+	sort.Slice(r.Routes, func(i, j int) bool { return r.Routes[i].Name < r.Routes[j].Name })
+	sort.Slice(r.Secrets, func(i, j int) bool { return r.Secrets[i].Name < r.Secrets[j].Name })
 }

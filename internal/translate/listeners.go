@@ -1,0 +1,362 @@
+package translate
+
+import (
+	"sort"
+	"strings"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/weftmesh/weft/internal/model"
+)
+
+// outboundListeners builds the sidecar's per-port outbound listeners,
+// Istio style, none bound to a port (the virtual outbound listener hands
+// connections over by original destination):
+//   - "0.0.0.0_PORT" for HTTP ports, an HTTP connection manager using RDS
+//     route configuration "PORT"; with HTTP inspection when services of
+//     unknown protocol share the port;
+//   - "VIP_PORT" for TCP (and unknown-protocol) services with a VIP, a
+//     tcp_proxy to the service (or its TCP/TLS VirtualService routes);
+//   - "0.0.0.0_PORT" for TCP services without VIP when no HTTP service
+//     claims the port: TLS services by SNI, else the first service.
+func outboundListeners(ports []*portServices, mesh []boundVS, rc routeContext, sc *scope) []*listener.Listener {
+	var out []*listener.Listener
+	names := map[string]bool{}
+	add := func(l *listener.Listener) {
+		if !names[l.Name] {
+			names[l.Name] = true
+			out = append(out, l)
+		}
+	}
+	fallback := PassthroughCluster
+	if sc.registryOnly {
+		fallback = BlackHoleCluster
+	}
+	for _, ps := range ports {
+		prc := rc
+		prc.port = ps.port
+		var wildTCP []*model.Service
+		for _, svc := range ps.tcp {
+			if ip := vip(svc); ip != "" {
+				l := virtualListener(ip+"_"+portString(ps.port), socketAddress(ip, ps.port))
+				l.FilterChains = prc.tcpChains(svc, mesh)
+				if hasServerNames(l.FilterChains) {
+					l.ListenerFilters = append(l.ListenerFilters, tlsInspector())
+				}
+				add(l)
+			} else {
+				wildTCP = append(wildTCP, svc)
+			}
+		}
+		var wildSniffed []*model.Service
+		for _, svc := range ps.sniffed {
+			ip := vip(svc)
+			if ip == "" {
+				wildSniffed = append(wildSniffed, svc)
+				continue
+			}
+			name := ip + "_" + portString(ps.port)
+			l := virtualListener(name, socketAddress(ip, ps.port))
+			l.ListenerFilters = []*listener.ListenerFilter{httpInspector()}
+			l.FilterChains = append(sniffedHTTPChain(name, ps.port), prc.tcpChains(svc, mesh)...)
+			add(l)
+		}
+		name := "0.0.0.0_" + portString(ps.port)
+		switch {
+		case len(ps.http) > 0 || len(wildSniffed) > 0:
+			l := virtualListener(name, anyAddress(ps.port))
+			if len(wildSniffed) == 0 {
+				l.FilterChains = []*listener.FilterChain{{
+					Name:    name,
+					Filters: []*listener.Filter{httpConnectionManager(hcmOptions{statPrefix: "outbound_" + name, rds: portString(ps.port)})},
+				}}
+			} else {
+				l.ListenerFilters = []*listener.ListenerFilter{httpInspector()}
+				l.FilterChains = append(sniffedHTTPChain(name, ps.port), &listener.FilterChain{
+					Name: "PassthroughFilterChain", Filters: []*listener.Filter{tcpProxy(fallback, []weightedCluster{{name: fallback}})},
+				})
+			}
+			add(l)
+		case len(wildTCP) > 0:
+			l := virtualListener(name, anyAddress(ps.port))
+			if isTLSPort(wildTCP[0], ps.port) {
+				for _, svc := range wildTCP {
+					if isTLSPort(svc, ps.port) {
+						l.FilterChains = append(l.FilterChains, prc.sniChains(svc, mesh)...)
+					}
+				}
+				l.FilterChains = dedupeServerNames(l.FilterChains)
+				l.FilterChains = append(l.FilterChains, &listener.FilterChain{
+					Name: "PassthroughFilterChain", Filters: []*listener.Filter{tcpProxy(fallback, []weightedCluster{{name: fallback}})},
+				})
+				l.ListenerFilters = []*listener.ListenerFilter{tlsInspector()}
+			} else {
+				l.FilterChains = prc.tcpChains(wildTCP[0], mesh)
+				if hasServerNames(l.FilterChains) {
+					l.ListenerFilters = []*listener.ListenerFilter{tlsInspector()}
+				}
+			}
+			add(l)
+		}
+	}
+	return out
+}
+
+// virtualListener is an outbound listener that does not bind its port.
+func virtualListener(name string, addr *core.Address) *listener.Listener {
+	return &listener.Listener{
+		Name:             name,
+		Address:          addr,
+		BindToPort:       wrapBool(false),
+		TrafficDirection: core.TrafficDirection_OUTBOUND,
+	}
+}
+
+// sniffedHTTPChain matches connections the HTTP inspector found to be
+// HTTP and routes them with RDS route configuration "PORT".
+func sniffedHTTPChain(name string, port uint32) []*listener.FilterChain {
+	return []*listener.FilterChain{{
+		Name:             name + "_http",
+		FilterChainMatch: &listener.FilterChainMatch{ApplicationProtocols: sniffedHTTPProtocols},
+		Filters:          []*listener.Filter{httpConnectionManager(hcmOptions{statPrefix: "outbound_" + name, rds: portString(port)})},
+	}}
+}
+
+func isTLSPort(svc *model.Service, port uint32) bool {
+	p, _ := svc.Port(port)
+	return p.Protocol.IsTLS()
+}
+
+func hasServerNames(chains []*listener.FilterChain) bool {
+	for _, c := range chains {
+		if len(c.GetFilterChainMatch().GetServerNames()) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// dedupeServerNames keeps the first chain for each set of server names
+// (Envoy rejects identical matches).
+func dedupeServerNames(chains []*listener.FilterChain) []*listener.FilterChain {
+	seen := map[string]bool{}
+	out := chains[:0]
+	for _, c := range chains {
+		key := strings.Join(c.GetFilterChainMatch().GetServerNames(), ",")
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, c)
+	}
+	return out
+}
+
+// tcpChains builds the filter chains of a TCP service's own listener: SNI
+// chains from TLS routes (for TLS ports), then a default chain from the
+// first applicable TCP route, or to the service's cluster.
+func (rc *routeContext) tcpChains(svc *model.Service, mesh []boundVS) []*listener.FilterChain {
+	var chains []*listener.FilterChain
+	vs, _ := vsForHost(mesh, svc.Hostname)
+	if isTLSPort(svc, rc.port) && vs != nil {
+		chains = dedupeServerNames(rc.tlsRouteChains(vs))
+	}
+	dests := []weightedCluster{{name: OutboundClusterName(rc.port, "", svc.Hostname)}}
+	if vs != nil {
+		vrc := *rc
+		vrc.namespace = vs.namespace
+		for _, tr := range vs.vs.Tcp {
+			if vrc.l4Applies(tr.Match) {
+				if d := vrc.routeDestinations(tr.Route); len(d) > 0 {
+					dests = d
+				}
+				break
+			}
+		}
+	}
+	prefix := "outbound|" + portString(rc.port) + "||" + svc.Hostname
+	return append(chains, &listener.FilterChain{Name: prefix, Filters: []*listener.Filter{tcpProxy(prefix, dests)}})
+}
+
+// sniChains builds, for a TLS service on a shared wildcard listener, the
+// chains of its TLS routes plus one matching the service host itself.
+func (rc *routeContext) sniChains(svc *model.Service, mesh []boundVS) []*listener.FilterChain {
+	var chains []*listener.FilterChain
+	if vs, _ := vsForHost(mesh, svc.Hostname); vs != nil {
+		chains = rc.tlsRouteChains(vs)
+	}
+	name := OutboundClusterName(rc.port, "", svc.Hostname)
+	return append(chains, &listener.FilterChain{
+		Name:             name,
+		FilterChainMatch: &listener.FilterChainMatch{ServerNames: []string{svc.Hostname}},
+		Filters:          []*listener.Filter{tcpProxy(name, []weightedCluster{{name: name}})},
+	})
+}
+
+// tlsRouteChains builds one chain per applicable TLS route match, keyed by
+// its SNI hosts.
+func (rc *routeContext) tlsRouteChains(vs *boundVS) []*listener.FilterChain {
+	vrc := *rc
+	vrc.namespace = vs.namespace
+	var chains []*listener.FilterChain
+	for _, tr := range vs.vs.Tls {
+		dests := vrc.routeDestinations(tr.Route)
+		if len(dests) == 0 {
+			continue
+		}
+		for _, m := range tr.Match {
+			if !vrc.l4Applies([]*networking.L4MatchAttributes{{Port: m.Port, SourceLabels: m.SourceLabels, SourceNamespace: m.SourceNamespace, Gateways: m.Gateways}}) {
+				continue
+			}
+			var sni []string
+			for _, h := range m.SniHosts {
+				sni = append(sni, resolveHost(h, vs.namespace))
+			}
+			sort.Strings(sni)
+			chains = append(chains, &listener.FilterChain{
+				Name:             "tls:" + strings.Join(sni, ","),
+				FilterChainMatch: &listener.FilterChainMatch{ServerNames: sni},
+				Filters:          []*listener.Filter{tcpProxy(dests[0].name, dests)},
+			})
+		}
+	}
+	return chains
+}
+
+// l4Applies reports whether any of the L4 matches applies to this proxy
+// and port (no matches: always).
+func (rc *routeContext) l4Applies(ms []*networking.L4MatchAttributes) bool {
+	if len(ms) == 0 {
+		return true
+	}
+	for _, m := range ms {
+		if m.Port != 0 && m.Port != rc.port {
+			continue
+		}
+		if len(m.SourceLabels) > 0 && !model.SelectorMatches(m.SourceLabels, rc.proxy.Labels) {
+			continue
+		}
+		if m.SourceNamespace != "" && m.SourceNamespace != rc.proxy.Namespace {
+			continue
+		}
+		if len(m.Gateways) > 0 {
+			ok := false
+			for _, g := range normalizeGateways(m.Gateways, rc.namespace) {
+				ok = ok || containsString(rc.gateways, g)
+			}
+			if !ok {
+				continue
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// routeDestinations names the weighted clusters of TCP/TLS destinations.
+func (rc *routeContext) routeDestinations(ds []*networking.RouteDestination) []weightedCluster {
+	var out []weightedCluster
+	for _, d := range ds {
+		if d.Destination == nil || (d.Weight == 0 && len(ds) > 1) {
+			continue
+		}
+		w := uint32(d.Weight)
+		if w == 0 {
+			w = 100
+		}
+		out = append(out, weightedCluster{name: rc.clusterFor(d.Destination), weight: w})
+	}
+	return out
+}
+
+// virtualOutboundListener is the listener iptables sends outbound
+// connections to; it hands them to the listener of their original
+// destination, and sends the rest to PassthroughCluster (ALLOW_ANY) or
+// BlackHoleCluster (REGISTRY_ONLY).
+func virtualOutboundListener(registryOnly bool) *listener.Listener {
+	fallback := PassthroughCluster
+	if registryOnly {
+		fallback = BlackHoleCluster
+	}
+	return &listener.Listener{
+		Name:             VirtualOutboundListener,
+		Address:          anyAddress(OutboundPort),
+		UseOriginalDst:   wrapBool(true),
+		TrafficDirection: core.TrafficDirection_OUTBOUND,
+		FilterChains: []*listener.FilterChain{{
+			Name:    "PassthroughFilterChain",
+			Filters: []*listener.Filter{tcpProxy(fallback, []weightedCluster{{name: fallback}})},
+		}},
+	}
+}
+
+// virtualInboundListener receives inbound connections: a filter chain per
+// workload port (HTTP through an inline route to "inbound|PORT||", TCP by
+// tcp_proxy, unknown protocols sniffed), and a passthrough chain for
+// other ports.
+func virtualInboundListener(ports []inboundPort) *listener.Listener {
+	l := &listener.Listener{
+		Name:             VirtualInboundListener,
+		Address:          anyAddress(InboundPort),
+		TrafficDirection: core.TrafficDirection_INBOUND,
+		ListenerFilters:  []*listener.ListenerFilter{originalDst()},
+	}
+	sniff := false
+	for _, p := range ports {
+		cl := InboundClusterName(p.port)
+		match := func(alpn []string) *listener.FilterChainMatch {
+			return &listener.FilterChainMatch{DestinationPort: u32(p.port), ApplicationProtocols: alpn}
+		}
+		httpChain := func(alpn []string, suffix string) *listener.FilterChain {
+			return &listener.FilterChain{
+				Name:             cl + suffix,
+				FilterChainMatch: match(alpn),
+				Filters:          []*listener.Filter{httpConnectionManager(hcmOptions{statPrefix: "inbound_0.0.0.0_" + portString(p.port), inline: inboundRoute(p.port)})},
+			}
+		}
+		tcpChain := &listener.FilterChain{Name: cl + "-tcp", FilterChainMatch: match(nil), Filters: []*listener.Filter{tcpProxy(cl, []weightedCluster{{name: cl}})}}
+		switch {
+		case p.protocol.IsHTTP():
+			l.FilterChains = append(l.FilterChains, httpChain(nil, ""))
+		case p.protocol == model.ProtocolUnknown:
+			sniff = true
+			l.FilterChains = append(l.FilterChains, httpChain(sniffedHTTPProtocols, "-http"), tcpChain)
+		default:
+			l.FilterChains = append(l.FilterChains, tcpChain)
+		}
+	}
+	if sniff {
+		l.ListenerFilters = append(l.ListenerFilters, httpInspector())
+	}
+	l.FilterChains = append(l.FilterChains, &listener.FilterChain{
+		Name:    "InboundPassthroughFilterChain",
+		Filters: []*listener.Filter{tcpProxy(InboundPassthroughCluster, []weightedCluster{{name: InboundPassthroughCluster}})},
+	})
+	return l
+}
+
+// inboundRoute is the inline route configuration of an inbound HTTP port:
+// everything to the local application, without timeout.
+func inboundRoute(port uint32) *route.RouteConfiguration {
+	cl := InboundClusterName(port)
+	return &route.RouteConfiguration{
+		Name:             cl,
+		ValidateClusters: wrapBool(false),
+		VirtualHosts: []*route.VirtualHost{{
+			Name:    "inbound|http|" + portString(port),
+			Domains: []string{"*"},
+			Routes: []*route.Route{{
+				Name:  "default",
+				Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &route.Route_Route{Route: &route.RouteAction{
+					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: cl},
+					Timeout:          durationpb.New(0),
+				}},
+			}},
+		}},
+	}
+}

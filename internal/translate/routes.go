@@ -1,0 +1,185 @@
+package translate
+
+import (
+	"sort"
+	"strings"
+
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/weftmesh/weft/internal/model"
+)
+
+// Names of the catch-all virtual hosts of sidecar route configurations.
+const (
+	// AllowAnyVirtualHost sends unknown hosts to PassthroughCluster.
+	AllowAnyVirtualHost = "allow_any"
+	// BlockAllVirtualHost answers unknown hosts with 502 (REGISTRY_ONLY).
+	BlockAllVirtualHost = "block_all"
+)
+
+// sidecarRoutes builds the RouteConfiguration named by the port number
+// for every port with HTTP services: a virtual host per service (routed by
+// its VirtualService or by the default route), one per VirtualService host
+// that names no service, and a catch-all.
+func sidecarRoutes(ports []*portServices, vss []boundVS, base routeContext, sc *scope) []*route.RouteConfiguration {
+	var mesh []boundVS
+	for _, v := range vss {
+		if v.boundTo([]string{GatewayMesh}) {
+			mesh = append(mesh, v)
+		}
+	}
+	var out []*route.RouteConfiguration
+	for _, ps := range ports {
+		if !ps.hasHTTP() {
+			continue
+		}
+		rc := base
+		rc.port = ps.port
+		out = append(out, sidecarRouteConfig(ps, mesh, rc, sc))
+	}
+	return out
+}
+
+func sidecarRouteConfig(ps *portServices, mesh []boundVS, rc routeContext, sc *scope) *route.RouteConfiguration {
+	seen := map[string]bool{}
+	var vhosts []*route.VirtualHost
+	services := append(append([]*model.Service(nil), ps.http...), ps.sniffed...)
+	sort.Slice(services, func(i, j int) bool { return services[i].Hostname < services[j].Hostname })
+	for _, svc := range services {
+		vh := &route.VirtualHost{
+			Name:    svc.Hostname + ":" + portString(ps.port),
+			Domains: uniqueDomains(seen, serviceDomains(svc, ps.port, rc.proxy.Namespace)),
+		}
+		if len(vh.Domains) == 0 {
+			continue
+		}
+		if vs, _ := vsForHost(mesh, svc.Hostname); vs != nil {
+			vrc := rc
+			vrc.namespace = vs.namespace
+			vh.Routes = vrc.httpRoutes(vs.vs.Http)
+		}
+		if len(vh.Routes) == 0 {
+			vh.Routes = []*route.Route{defaultRoute(OutboundClusterName(ps.port, "", svc.Hostname))}
+		}
+		vhosts = append(vhosts, vh)
+	}
+	// VirtualService hosts that name no service still get routes.
+	for _, vs := range mesh {
+		for _, h := range vs.hosts {
+			if h == "*" || sc.hasServiceMatching(h) || !sc.admits(rc.proxy.Namespace, vs.namespace, h) {
+				continue
+			}
+			vrc := rc
+			vrc.namespace = vs.namespace
+			vh := &route.VirtualHost{
+				Name:    h + ":" + portString(ps.port),
+				Domains: uniqueDomains(seen, []string{h, h + ":" + portString(ps.port)}),
+				Routes:  vrc.httpRoutes(vs.vs.Http),
+			}
+			if len(vh.Domains) > 0 && len(vh.Routes) > 0 {
+				vhosts = append(vhosts, vh)
+			}
+		}
+	}
+	sort.Slice(vhosts, func(i, j int) bool { return vhosts[i].Name < vhosts[j].Name })
+	vhosts = append(vhosts, catchAllVirtualHost(sc.registryOnly))
+	return &route.RouteConfiguration{
+		Name:             portString(ps.port),
+		VirtualHosts:     vhosts,
+		ValidateClusters: wrapBool(false),
+	}
+}
+
+// hasServiceMatching reports whether a visible service matches host.
+func (sc *scope) hasServiceMatching(host string) bool {
+	for _, svc := range sc.services {
+		if hostMatches(host, svc.Hostname) {
+			return true
+		}
+	}
+	return false
+}
+
+// catchAllVirtualHost matches every other host: forwarded to the original
+// destination (ALLOW_ANY) or refused with 502 (REGISTRY_ONLY).
+func catchAllVirtualHost(registryOnly bool) *route.VirtualHost {
+	if registryOnly {
+		return &route.VirtualHost{
+			Name:    BlockAllVirtualHost,
+			Domains: []string{"*"},
+			Routes: []*route.Route{{
+				Name:   BlockAllVirtualHost,
+				Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &route.Route_DirectResponse{DirectResponse: &route.DirectResponseAction{Status: 502}},
+			}},
+		}
+	}
+	return &route.VirtualHost{
+		Name:    AllowAnyVirtualHost,
+		Domains: []string{"*"},
+		Routes: []*route.Route{{
+			Name:  AllowAnyVirtualHost,
+			Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+			Action: &route.Route_Route{Route: &route.RouteAction{
+				ClusterSpecifier: &route.RouteAction_Cluster{Cluster: PassthroughCluster},
+				Timeout:          durationpb.New(0),
+			}},
+		}},
+	}
+}
+
+// defaultRoute sends everything to cluster, with Istio's defaults: no
+// timeout and the default retry policy.
+func defaultRoute(cluster string) *route.Route {
+	return &route.Route{
+		Name:  "default",
+		Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &route.Route_Route{Route: &route.RouteAction{
+			ClusterSpecifier: &route.RouteAction_Cluster{Cluster: cluster},
+			Timeout:          durationpb.New(0),
+			RetryPolicy:      retryPolicy(nil),
+		}},
+	}
+}
+
+// serviceDomains lists the names a client in namespace ns may use for a
+// service port, as Istio generates them: the hostname, for cluster-local
+// services the shorter forms "name.namespace.svc", "name.namespace" and,
+// from the same namespace, "name", and the VIPs; each with and without
+// ":port".
+func serviceDomains(svc *model.Service, port uint32, ns string) []string {
+	names := []string{svc.Hostname}
+	if rest, ok := strings.CutSuffix(svc.Hostname, "."+DomainSuffix); ok {
+		if name, svcNS, ok := strings.Cut(rest, "."); ok && !strings.Contains(svcNS, ".") {
+			if svcNS == ns {
+				names = append(names, name)
+			}
+			names = append(names, name+"."+svcNS, name+"."+svcNS+".svc")
+		}
+	}
+	for _, a := range svc.Addresses {
+		if !strings.Contains(a, "/") {
+			names = append(names, a)
+		}
+	}
+	p := ":" + portString(port)
+	out := make([]string, 0, 2*len(names))
+	for _, n := range names {
+		out = append(out, n, n+p)
+	}
+	return out
+}
+
+// uniqueDomains drops domains already used by another virtual host of the
+// same route configuration (Envoy rejects duplicates) and records the rest.
+func uniqueDomains(seen map[string]bool, domains []string) []string {
+	out := domains[:0:0]
+	for _, d := range domains {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	return out
+}
