@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -46,10 +45,9 @@ warnings alone exit 0.`,
 			rep := validate.Check(inputs)
 			rep.Diagnostics = append(readDiags, rep.Diagnostics...)
 			validate.Sort(rep.Diagnostics)
-			for _, d := range rep.Diagnostics {
-				fmt.Fprintln(env.Out, d.String())
+			if err := rep.Write(env.Out); err != nil {
+				return err
 			}
-			fmt.Fprintln(env.Out, summary(rep))
 			if rep.Errors() > 0 {
 				return &ExitError{Code: 1}
 			}
@@ -58,20 +56,6 @@ warnings alone exit 0.`,
 	}
 	cmd.Flags().StringArrayVarP(&paths, "filename", "f", nil, "file or directory to validate (repeatable; - for standard input)")
 	return cmd
-}
-
-// summary is the last line of validate's output.
-func summary(r validate.Report) string {
-	return fmt.Sprintf("%s, %s in %s (%s)",
-		plural(r.Errors(), "error"), plural(r.Warnings(), "warning"),
-		plural(r.Objects, "object"), plural(r.Files, "file"))
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // readInputs reads the named files, directories (recursively, *.yaml and

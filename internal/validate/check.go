@@ -1,6 +1,9 @@
 package validate
 
 import (
+	"bufio"
+	"fmt"
+	"io"
 	"sort"
 
 	"github.com/weftmesh/weft/internal/manifest"
@@ -38,6 +41,34 @@ func (r *Report) count(s model.Severity) int {
 		}
 	}
 	return n
+}
+
+// Summary is the last line of `weft validate` output:
+// "1 error, 2 warnings in 5 objects (3 files)".
+func (r *Report) Summary() string {
+	return fmt.Sprintf("%s, %s in %s (%s)",
+		plural(r.Errors(), "error"), plural(r.Warnings(), "warning"),
+		plural(r.Objects, "object"), plural(r.Files, "file"))
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// Write prints the diagnostics one per line, then the summary, as
+// `weft validate` does.
+func (r *Report) Write(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	for _, d := range r.Diagnostics {
+		bw.WriteString(d.String())
+		bw.WriteByte('\n')
+	}
+	bw.WriteString(r.Summary())
+	bw.WriteByte('\n')
+	return bw.Flush()
 }
 
 // Check decodes every input strictly, validates each object that decoded

@@ -103,14 +103,14 @@ func (k *checker) server(p string, s *networking.Server) {
 	proto := s.Port.Protocol
 	switch {
 	case isTLSProtocol(proto) && s.Tls == nil:
-		k.errorf(fld(p, "tls"), "a %s server needs tls settings (mode and credentials)", strings.ToUpper(proto))
+		k.errorf(fld(p, "tls"), "%s servers need tls settings (mode and credentials)", strings.ToUpper(proto))
 	case !isTLSProtocol(proto) && s.Tls != nil:
 		if isHTTPProtocol(proto) {
 			t := s.Tls
 			onlyRedirect := t.Mode == networking.ServerTLSSettings_PASSTHROUGH && t.CaCertificates == "" &&
 				t.PrivateKey == "" && t.ServerCertificate == "" && t.CredentialName == "" && len(t.CredentialNames) == 0
 			if !onlyRedirect {
-				k.errorf(fld(p, "tls"), "a plain-text %s server can only set tls.httpsRedirect", strings.ToUpper(proto))
+				k.errorf(fld(p, "tls"), "plain-text %s servers can only set tls.httpsRedirect", strings.ToUpper(proto))
 			}
 		} else {
 			k.errorf(fld(p, "tls"), "tls settings are only allowed on HTTPS and TLS servers")

@@ -137,7 +137,7 @@ func (s *index) subsetRefs() model.Diagnostics {
 		vs := c.Spec.(*networking.VirtualService)
 		for _, ref := range virtualServiceDestinations(vs) {
 			d := ref.dest
-			if d == nil || d.Subset == "" {
+			if d == nil || d.Subset == "" || d.Host == "" {
 				continue
 			}
 			drs := s.destinationRulesFor(d.Host, c.Namespace)
@@ -190,10 +190,11 @@ func (s *index) gatewayAndDelegateRefs() model.Diagnostics {
 		vs := c.Spec.(*networking.VirtualService)
 		check := func(path, ref string) {
 			k := gatewayKey(ref, c.Namespace)
-			if k == "" {
-				return
+			ns, name, _ := strings.Cut(k, "/")
+			if k == "" || !isLabel(ns) || !isLabel(name) {
+				return // mesh, or an invalid reference Object reports
 			}
-			if s.byKey[objKey(model.KindGateway, strings.SplitN(k, "/", 2)[0], strings.SplitN(k, "/", 2)[1])] == nil {
+			if s.byKey[objKey(model.KindGateway, ns, name)] == nil {
 				ds = append(ds, model.Warningf(&c.Meta, path, "gateway %s is not among the validated objects", k))
 			}
 		}
