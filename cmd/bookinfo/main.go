@@ -2,6 +2,17 @@
 //
 //	bookinfo productpage|details|reviews|ratings [flags]
 //
+// Each service logs one JSON line per request on stdout. Services call each
+// other by Istio service name (http://details:9080, http://reviews:9080,
+// http://ratings:9080); in local mode without root, point HTTP_PROXY at the
+// mesh's outbound proxy. On the loopback addresses of
+// examples/bookinfo/services.yaml:
+//
+//	bookinfo details     --listen 127.0.0.20:9080
+//	bookinfo ratings     --listen 127.0.0.40:9080
+//	HTTP_PROXY=http://127.0.0.1:15001 bookinfo reviews --listen 127.0.0.31:9080 --version v2
+//	HTTP_PROXY=http://127.0.0.1:15001 bookinfo productpage --listen 127.0.0.10:9080
+//
 // See package github.com/weftmesh/weft/examples/bookinfo/app.
 package main
 
