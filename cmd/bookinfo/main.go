@@ -4,14 +4,13 @@
 //
 // Each service logs one JSON line per request on stdout. Services call each
 // other by Istio service name (http://details:9080, http://reviews:9080,
-// http://ratings:9080); in local mode without root, point HTTP_PROXY at the
-// mesh's outbound proxy. On the loopback addresses of
-// examples/bookinfo/services.yaml:
+// http://ratings:9080). In local mode without root (docs/adr/0007) each app
+// listens on its Sidecar's defaultEndpoint and sends its calls to the
+// Sidecar's HTTP_PROXY egress listener, for example:
 //
-//	bookinfo details     --listen 127.0.0.20:9080
-//	bookinfo ratings     --listen 127.0.0.40:9080
-//	HTTP_PROXY=http://127.0.0.1:15001 bookinfo reviews --listen 127.0.0.31:9080 --version v2
-//	HTTP_PROXY=http://127.0.0.1:15001 bookinfo productpage --listen 127.0.0.10:9080
+//	bookinfo details --listen 127.0.1.20:9080
+//	HTTP_PROXY=http://127.0.2.31:15001 bookinfo reviews --listen 127.0.1.31:9080 --version v2
+//	HTTP_PROXY=http://127.0.2.10:15001 bookinfo productpage --listen 127.0.1.10:9080
 //
 // See package github.com/weftmesh/weft/examples/bookinfo/app.
 package main
