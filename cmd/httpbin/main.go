@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,7 +20,7 @@ import (
 func main() {
 	host, _ := os.Hostname()
 	fs := flag.NewFlagSet("httpbin", flag.ContinueOnError)
-	listen := fs.String("listen", ":8080", "address to serve on")
+	listen := fs.String("listen", ":8080", "address to serve on: host:port or unix:///path")
 	name := fs.String("name", "httpbin", "service name in the request log (e.g. httpbin-v2)")
 	var cfg httpbin.Config
 	fs.StringVar(&cfg.Hostname, "hostname", host, "name /hostname answers")
@@ -41,7 +40,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := httpbin.Listen(*listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "httpbin:", err)
 		os.Exit(1)

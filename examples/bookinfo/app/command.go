@@ -58,7 +58,7 @@ func ParseCommand(args []string, output io.Writer) (Command, error) {
 	c := Command{Service: args[0]}
 	fs := flag.NewFlagSet("bookinfo "+c.Service, flag.ContinueOnError)
 	fs.SetOutput(output)
-	fs.StringVar(&c.Listen, "listen", DefaultListen, "address to serve on")
+	fs.StringVar(&c.Listen, "listen", DefaultListen, "address to serve on: host:port or unix:///path")
 	switch c.Service {
 	case "productpage":
 		fs.StringVar(&c.Productpage.DetailsURL, "details", DefaultDetailsURL, "details service base URL")
@@ -85,8 +85,10 @@ func ParseCommand(args []string, output io.Writer) (Command, error) {
 	if _, err := c.Handler(); err != nil {
 		return Command{}, err
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return Command{}, fmt.Errorf("bookinfo %s: --listen %q: %w", c.Service, c.Listen, err)
+	if !strings.HasPrefix(c.Listen, "unix://") {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			return Command{}, fmt.Errorf("bookinfo %s: --listen %q: want host:port or unix:///path: %w", c.Service, c.Listen, err)
+		}
 	}
 	return c, nil
 }
@@ -114,7 +116,7 @@ func (c Command) Run(ctx context.Context, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", c.Listen)
+	ln, err := Listen(c.Listen)
 	if err != nil {
 		return fmt.Errorf("bookinfo %s: %w", c.Service, err)
 	}

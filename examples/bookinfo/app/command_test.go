@@ -9,6 +9,8 @@ import (
 	"flag"
 	"io"
 	"net"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -139,5 +141,43 @@ func TestCommandRunServesAndLogsUntilCancelled(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no request line in log %q", log.String())
+	}
+}
+
+func TestCommandListensOnUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "details.sock")
+	c, err := app.ParseCommand([]string{"details", "--listen", "unix://" + sock}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, io.Discard) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	var resp *http.Response
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if resp, err = client.Get("http://details/details/0"); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	expect(t, "details over unix socket", resp, string(body), 200, `"ISBN-10":"1234567890"`)
+
+	if _, err := app.Listen("unix://"); err == nil {
+		t.Error("Listen accepted unix:// without a path")
 	}
 }

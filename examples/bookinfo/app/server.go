@@ -3,8 +3,12 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 )
 
@@ -34,4 +38,23 @@ func Run(ctx context.Context, ln net.Listener, h http.Handler) error {
 		err = serr
 	}
 	return err
+}
+
+// Listen opens the listener for addr: a TCP host:port, or a Unix socket as
+// unix:///path/to/socket (a Sidecar defaultEndpoint may be either). A stale
+// socket file left by an earlier run is replaced.
+func Listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if path == "" {
+			return nil, fmt.Errorf("listen %q: missing socket path", addr)
+		}
+		if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSocket != 0 {
+			os.Remove(path)
+		}
+		return net.Listen("unix", path)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("listen %q: want host:port or unix:///path: %w", addr, err)
+	}
+	return net.Listen("tcp", addr)
 }
