@@ -1,0 +1,76 @@
+package translate
+
+import (
+	"fmt"
+	"testing"
+
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/weftmesh/weft/internal/model"
+)
+
+// meshOfSize builds a snapshot of n HTTP services in namespace default,
+// each with perService inline endpoints spread over three zones, through
+// model.Store.Update with a memory source of ServiceEntry objects, plus a
+// DestinationRule with two subsets for every tenth service.
+func meshOfSize(n, perService int) *model.Snapshot {
+	var configs []*model.Config
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("svc-%04d", i)
+		se := &networking.ServiceEntry{
+			Hosts:      []string{name + ".default.svc.cluster.local"},
+			Addresses:  []string{fmt.Sprintf("10.%d.%d.1", 100+i/250, i%250)},
+			Location:   networking.ServiceEntry_MESH_INTERNAL,
+			Resolution: networking.ServiceEntry_STATIC,
+			Ports:      []*networking.ServicePort{{Number: 8080, Name: "http", Protocol: "HTTP"}},
+		}
+		for j := 0; j < perService; j++ {
+			se.Endpoints = append(se.Endpoints, &networking.WorkloadEntry{
+				Address:        fmt.Sprintf("10.%d.%d.%d", i/250, i%250, j+2),
+				Labels:         map[string]string{"app": name, "version": fmt.Sprintf("v%d", j%2+1), model.LabelTLSMode: "istio"},
+				ServiceAccount: name,
+				Locality:       fmt.Sprintf("region/zone-%d", j%3),
+			})
+		}
+		configs = append(configs, &model.Config{
+			Meta: model.Meta{Kind: model.KindServiceEntry, Name: name, Namespace: "default", Source: "memory"},
+			Spec: se,
+		})
+		if i%10 == 0 {
+			configs = append(configs, &model.Config{
+				Meta: model.Meta{Kind: model.KindDestinationRule, Name: name, Namespace: "default", Source: "memory"},
+				Spec: &networking.DestinationRule{Host: name, Subsets: []*networking.Subset{
+					{Name: "v1", Labels: map[string]string{"version": "v1"}},
+					{Name: "v2", Labels: map[string]string{"version": "v2"}},
+				}},
+			})
+		}
+	}
+	return model.NewStore().Update(&model.SourceState{Source: "memory", Configs: configs, Synced: true})
+}
+
+// BenchmarkGenerate measures one full generation for a sidecar in a mesh
+// of 1000 services and 10000 endpoints.
+func BenchmarkGenerate(b *testing.B) {
+	snap := meshOfSize(1000, 10)
+	proxy := &model.Proxy{Type: model.ProxySidecar, Namespace: "default", Labels: map[string]string{"app": "svc-0000"}, IPs: []string{"10.0.0.2"}}
+	r := Generate(snap, proxy)
+	if len(r.Clusters) < 1000 || len(r.Endpoints) < 1000 {
+		b.Fatalf("generated %d clusters, %d load assignments", len(r.Clusters), len(r.Endpoints))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		Generate(snap, proxy)
+	}
+}
+
+// TestMeshOfSizeValid checks the benchmark's output is valid Envoy
+// configuration (at a smaller size, to stay fast).
+func TestMeshOfSizeValid(t *testing.T) {
+	r := Generate(meshOfSize(50, 10), &model.Proxy{Type: model.ProxySidecar, Namespace: "default", IPs: []string{"10.0.0.2"}})
+	validateResources(t, r)
+	if len(r.Endpoints) != 50+5*2 {
+		t.Errorf("got %d load assignments, want 60", len(r.Endpoints))
+	}
+}
