@@ -46,7 +46,7 @@ func (rec *recorder) last(t *testing.T) *http.Request {
 }
 
 // serve starts h on a loopback port and returns its recorder and base URL.
-func serve(t *testing.T, h http.Handler) (*recorder, string) {
+func serve(t testing.TB, h http.Handler) (*recorder, string) {
 	t.Helper()
 	rec := &recorder{h: h}
 	srv := httptest.NewServer(rec)
@@ -64,7 +64,7 @@ type meshProxy struct {
 	hosts  []string          // Host headers seen, in order
 }
 
-func newMeshProxy(t *testing.T) *meshProxy {
+func newMeshProxy(t testing.TB) *meshProxy {
 	t.Helper()
 	m := &meshProxy{routes: make(map[string]string)}
 	rp := &httputil.ReverseProxy{
@@ -111,7 +111,7 @@ func (m *meshProxy) seenHosts() []string {
 }
 
 // closedURL returns the base URL of a loopback port nothing listens on.
-func closedURL(t *testing.T) string {
+func closedURL(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -132,7 +132,7 @@ type bookinfo struct {
 }
 
 // startBookinfo starts the sample with the given reviews version.
-func startBookinfo(t *testing.T, version string) *bookinfo {
+func startBookinfo(t testing.TB, version string) *bookinfo {
 	t.Helper()
 	b := &bookinfo{mesh: newMeshProxy(t)}
 	var url string
