@@ -31,6 +31,16 @@ var goldenCases = map[string]map[string]*model.Proxy{
 	"mirror":          {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11")},
 	"ingress-gateway": {"ingressgateway": gatewayProxy()},
 	"registry-only":   {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11")},
+	"features":        {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11"), "reviews-v2": sidecarProxy("reviews", "v2", "10.1.0.14")},
+	"sidecar-scope":   {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11")},
+	"gateway-tls":     {"ingressgateway": gatewayProxy()},
+	"locality":        {"productpage": localitySidecar()},
+}
+
+func localitySidecar() *model.Proxy {
+	p := sidecarProxy("productpage", "v1", "10.1.0.11")
+	p.Metadata = map[string]string{MetadataLocality: "us-east1/us-east1-b"}
+	return p
 }
 
 // TestGolden generates every case's proxies, checks that each resource

@@ -204,7 +204,12 @@ func routeMatch(m *networking.HTTPMatchRequest) *route.RouteMatch {
 	case *networking.StringMatch_Prefix:
 		rm.PathSpecifier = &route.RouteMatch_Prefix{Prefix: u.Prefix}
 	case *networking.StringMatch_Regex:
-		rm.PathSpecifier = &route.RouteMatch_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: u.Regex}}
+		re := u.Regex
+		if m.IgnoreUriCase {
+			// Envoy's case_sensitive does not apply to regexes.
+			re = "(?i)" + re
+		}
+		rm.PathSpecifier = &route.RouteMatch_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: re}}
 	}
 	if m.IgnoreUriCase {
 		rm.CaseSensitive = wrapBool(false)

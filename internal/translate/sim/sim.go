@@ -318,6 +318,11 @@ func (s *Simulator) http(res *Result, m *hcm.HttpConnectionManager, req Request)
 		return fmt.Errorf("route %s: no virtual host for %q (404 NR)", rc.Name, host)
 	}
 	res.VirtualHost = vh.Name
+	if vh.RequireTls == route.VirtualHost_ALL && req.Protocol != HTTPS {
+		res.DirectResponse = 301
+		res.RedirectTo = "https://" + req.Host + req.Path
+		return nil
+	}
 	r := matchRoute(vh.Routes, req)
 	if r == nil {
 		return fmt.Errorf("virtual host %s: no route for %s %s (404 NR)", vh.Name, req.Method, req.Path)

@@ -1,0 +1,169 @@
+package sim_test
+
+import (
+	"slices"
+	"testing"
+
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+
+	"github.com/weftmesh/weft/internal/model"
+	"github.com/weftmesh/weft/internal/translate/sim"
+)
+
+const (
+	ratingsVIP = "10.0.0.13"
+	ratingsV1  = "outbound|9080|v1|ratings.default.svc.cluster.local"
+	ratingsV2  = "outbound|9080|v2|ratings.default.svc.cluster.local"
+)
+
+func TestSourceLabelsSelectRoutesPerProxy(t *testing.T) {
+	req := sim.Request{Address: ratingsVIP, Port: 9080, Host: "ratings:9080", Path: "/ratings/1"}
+	if res := run(t, simulate(t, "features", productpage()), req); res.Cluster != ratingsV2 || res.Route != "from-productpage" {
+		t.Errorf("productpage: %s via %q, want %s", res.Cluster, res.Route, ratingsV2)
+	}
+	if res := run(t, simulate(t, "features", reviewsV2()), req); res.Cluster != ratingsV1 {
+		t.Errorf("reviews: %s, want %s", res.Cluster, ratingsV1)
+	}
+}
+
+func TestDirectResponseAndRedirect(t *testing.T) {
+	s := simulate(t, "features", reviewsV2())
+	res := run(t, s, sim.Request{Address: ratingsVIP, Port: 9080, Host: "ratings", Path: "/health"})
+	if res.DirectResponse != 200 || res.RouteEntry.GetDirectResponse().GetBody().GetInlineString() != "ok" {
+		t.Errorf("/health: %+v", res)
+	}
+	res = run(t, s, sim.Request{Address: ratingsVIP, Port: 9080, Host: "ratings", Path: "/old/page"})
+	if res.DirectResponse != 302 || res.RedirectTo != "ratings.example.com/new" {
+		t.Errorf("/old: %d %q", res.DirectResponse, res.RedirectTo)
+	}
+}
+
+func TestMatchConditionsAndRouteOptions(t *testing.T) {
+	s := simulate(t, "features", reviewsV2())
+	base := sim.Request{Address: ratingsVIP, Port: 9080, Host: "ratings", Method: "POST", Path: "/api/V2/x?debug=1"}
+	res := run(t, s, base)
+	if res.Route != "api-v2" {
+		t.Fatalf("matching request took route %q", res.Route)
+	}
+	ra := res.RouteEntry.GetRoute()
+	if ra.PrefixRewrite != "/" || ra.GetHostRewriteLiteral() != "ratings-internal" {
+		t.Errorf("rewrite: %q %q", ra.PrefixRewrite, ra.GetHostRewriteLiteral())
+	}
+	rp := ra.RetryPolicy
+	if rp.GetNumRetries().GetValue() != 3 || rp.RetryOn != "gateway-error,retriable-status-codes" || !slices.Equal(rp.RetriableStatusCodes, []uint32{503}) ||
+		rp.PerTryTimeout.AsDuration().Seconds() != 2 || rp.RetryPriority == nil {
+		t.Errorf("retry policy = %v", rp)
+	}
+	if len(ra.HashPolicy) != 1 || ra.HashPolicy[0].GetHeader().GetHeaderName() != "x-user" {
+		t.Errorf("hash policy = %v", ra.HashPolicy)
+	}
+	cors := &corsv3.CorsPolicy{}
+	if err := res.RouteEntry.TypedPerFilterConfig["envoy.filters.http.cors"].UnmarshalTo(cors); err != nil || cors.MaxAge != "86400" || cors.AllowMethods != "GET,POST" {
+		t.Errorf("cors = %v (%v)", cors, err)
+	}
+	r := res.RouteEntry
+	if len(r.RequestHeadersToAdd) != 1 || r.RequestHeadersToAdd[0].Header.Key != "x-route" || !slices.Equal(r.RequestHeadersToRemove, []string{"x-internal"}) ||
+		len(r.ResponseHeadersToAdd) != 1 {
+		t.Errorf("headers: %v %v %v", r.RequestHeadersToAdd, r.RequestHeadersToRemove, r.ResponseHeadersToAdd)
+	}
+	// Each condition, broken, falls through to the last route, whose
+	// retries are disabled (attempts: 0).
+	for name, mutate := range map[string]func(*sim.Request){
+		"method": func(r *sim.Request) { r.Method = "GET" },
+		"query":  func(r *sim.Request) { r.Path = "/api/V2/x?debug=0" },
+		"regex":  func(r *sim.Request) { r.Path = "/api/vX/x?debug=1" },
+		"without": func(r *sim.Request) {
+			r.Headers = map[string]string{"x-skip": "1"}
+		},
+	} {
+		req := base
+		mutate(&req)
+		res := run(t, s, req)
+		if res.Route == "api-v2" || res.Cluster != ratingsV1 || res.RouteEntry.GetRoute().RetryPolicy != nil {
+			t.Errorf("%s broken: route %q cluster %s retry %v", name, res.Route, res.Cluster, res.RouteEntry.GetRoute().RetryPolicy)
+		}
+	}
+}
+
+func TestDelegateVirtualService(t *testing.T) {
+	s := simulate(t, "features", productpage())
+	for _, tc := range []struct {
+		path, canary, want string
+	}{
+		{"/details/1", "true", "outbound|9080|v2|details.default.svc.cluster.local"},
+		{"/details/1", "", "outbound|9080|v1|details.default.svc.cluster.local"},
+		{"/other", "true", "outbound|9080||details.default.svc.cluster.local"},
+	} {
+		h := map[string]string{}
+		if tc.canary != "" {
+			h["x-canary"] = tc.canary
+		}
+		res := run(t, s, sim.Request{Address: "10.0.0.11", Port: 9080, Host: "details", Path: tc.path, Headers: h})
+		if res.Cluster != tc.want {
+			t.Errorf("%s canary=%q: %s, want %s", tc.path, tc.canary, res.Cluster, tc.want)
+		}
+	}
+}
+
+func TestSniffedProtocolAndTCPRoutes(t *testing.T) {
+	s := simulate(t, "features", productpage())
+	res := run(t, s, sim.Request{Address: "10.0.0.40", Port: 7070, Host: "legacy:7070"})
+	if res.Listener != "10.0.0.40_7070" || res.RouteConfig != "7070" || res.Cluster != "outbound|7070||legacy.default.svc.cluster.local" {
+		t.Errorf("sniffed HTTP: %+v", res)
+	}
+	res = run(t, s, sim.Request{Protocol: sim.TCP, Address: "10.0.0.40", Port: 7070})
+	if res.RouteConfig != "" || res.Cluster != "outbound|7070||legacy.default.svc.cluster.local" {
+		t.Errorf("sniffed TCP: %+v", res)
+	}
+	res = run(t, s, sim.Request{Protocol: sim.TCP, Address: "10.0.0.30", Port: 27017})
+	if res.WeightedClusters["outbound|27017|primary|mongodb.default.svc.cluster.local"] != 80 ||
+		res.WeightedClusters["outbound|27017|replica|mongodb.default.svc.cluster.local"] != 20 {
+		t.Errorf("tcp weighted route: %v", res.WeightedClusters)
+	}
+}
+
+func TestExportToHidesServices(t *testing.T) {
+	s := simulate(t, "features", productpage())
+	res := run(t, s, sim.Request{Address: "10.0.0.50", Port: 9090, Host: "hidden.other.svc.cluster.local:9090"})
+	if res.Cluster != "PassthroughCluster" {
+		t.Errorf("service exported only to its namespace is visible from default: %+v", res)
+	}
+	other := &model.Proxy{Type: model.ProxySidecar, Namespace: "other", Labels: map[string]string{"app": "x"}}
+	res = run(t, simulate(t, "features", other), sim.Request{Address: "10.0.0.50", Port: 9090, Host: "hidden.other.svc.cluster.local:9090"})
+	if res.Cluster != "outbound|9090||hidden.other.svc.cluster.local" {
+		t.Errorf("from its own namespace: %+v", res)
+	}
+}
+
+func TestSidecarEgressScope(t *testing.T) {
+	s := simulate(t, "sidecar-scope", productpage())
+	if res := run(t, s, sim.Request{Address: reviewsVIP, Port: 9080, Host: "reviews"}); res.Cluster != "outbound|9080||reviews.default.svc.cluster.local" {
+		t.Errorf("admitted host: %s", res.Cluster)
+	}
+	if res := run(t, s, sim.Request{Address: ratingsVIP, Port: 9080, Host: "ratings"}); res.Cluster != "PassthroughCluster" {
+		t.Errorf("host outside the egress scope: %s", res.Cluster)
+	}
+	// Another workload has no Sidecar and sees everything.
+	if res := run(t, simulate(t, "sidecar-scope", reviewsV2()), sim.Request{Address: ratingsVIP, Port: 9080, Host: "ratings"}); res.Cluster != "outbound|9080||ratings.default.svc.cluster.local" {
+		t.Errorf("unscoped workload: %s", res.Cluster)
+	}
+}
+
+func TestGatewayTLS(t *testing.T) {
+	s := simulate(t, "gateway-tls", ingress())
+	res := run(t, s, sim.Request{Address: "10.1.0.100", Port: 8080, Host: "bookinfo.example.com", Path: "/productpage"})
+	if res.DirectResponse != 301 || res.RedirectTo != "https://bookinfo.example.com/productpage" {
+		t.Errorf("http: %+v", res)
+	}
+	res = run(t, s, sim.Request{Protocol: sim.HTTPS, SNI: "bookinfo.example.com", Address: "10.1.0.100", Port: 8443, Host: "bookinfo.example.com:8443", Path: "/productpage"})
+	if res.RouteConfig != "https.8443.https.secure-gateway.istio-system" || res.Cluster != "outbound|9080||productpage.default.svc.cluster.local" {
+		t.Errorf("https: %+v", res)
+	}
+	res = run(t, s, sim.Request{Protocol: sim.TLS, SNI: "nginx.example.com", Address: "10.1.0.100", Port: 8443})
+	if res.RouteConfig != "" || res.Cluster != "outbound|27017||mongodb.default.svc.cluster.local" {
+		t.Errorf("passthrough: %+v", res)
+	}
+	if _, err := s.Run(sim.Request{Protocol: sim.TLS, SNI: "other.example.com", Address: "10.1.0.100", Port: 8443}); err == nil {
+		t.Error("unknown SNI accepted")
+	}
+}
