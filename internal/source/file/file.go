@@ -36,6 +36,7 @@ import (
 	"github.com/weftmesh/weft/internal/manifest"
 	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/source"
+	"github.com/weftmesh/weft/internal/validate"
 )
 
 // Defaults for Options.
@@ -59,7 +60,7 @@ type Options struct {
 	// if zero.
 	MaxDelay time.Duration
 	// Validate checks one decoded object; objects with error diagnostics
-	// are treated as broken. Nil means decoding diagnostics only.
+	// are treated as broken. Nil means validate.Object, Istio's rules.
 	Validate func(*model.Config) model.Diagnostics
 	// Logger receives operational messages; slog.Default() if nil.
 	Logger *slog.Logger
@@ -107,6 +108,9 @@ func New(opts Options) (*Source, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Validate == nil {
+		opts.Validate = validate.Object
 	}
 	return &Source{opts: opts}, nil
 }
@@ -329,12 +333,10 @@ func (s *Source) decode(path string, data []byte, prev *fileState) *fileState {
 	st := &fileState{}
 	present := map[model.Key]*model.Config{}
 	for _, c := range cfgs {
-		if s.opts.Validate != nil {
-			vd := s.opts.Validate(c)
-			diags = append(diags, vd...)
-			if vd.HasErrors() {
-				continue
-			}
+		vd := s.opts.Validate(c)
+		diags = append(diags, vd...)
+		if vd.HasErrors() {
+			continue
 		}
 		k := c.Key()
 		if o := present[k]; o != nil {

@@ -445,3 +445,26 @@ func TestStoreIntegration(t *testing.T) {
 		t.Errorf("Diff = %+v, want just reviews", cs.Configs)
 	}
 }
+
+func TestDefaultValidation(t *testing.T) {
+	// Decodes fine but breaks Istio's rules: a route without a host.
+	const invalid = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: nohost
+spec:
+  hosts:
+  - nohost
+  http:
+  - route:
+    - destination:
+        port:
+          number: 80
+`
+	src, _ := newSource(t, map[string]string{"a.yaml": docs(vs("fine", 1), invalid)}, Options{})
+	r := sourcetest.Start(t, src)
+	st := r.Wait("the first state", func(*model.SourceState) bool { return true })
+	if find(st, key("nohost")) != nil || !hasGen(st, key("fine"), 1) || !sourcetest.NamesObject(st, key("nohost")) {
+		t.Errorf("validate.Object not applied by default: %s", sourcetest.Describe(st))
+	}
+}

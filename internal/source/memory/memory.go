@@ -19,6 +19,7 @@ import (
 	"github.com/weftmesh/weft/internal/manifest"
 	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/source"
+	"github.com/weftmesh/weft/internal/validate"
 )
 
 // DefaultName is the source name used when Options.Name is empty.
@@ -28,9 +29,10 @@ const DefaultName = "memory"
 type Options struct {
 	// Name is the source name that qualifies object keys; DefaultName if empty.
 	Name string
-	// Validate checks one object before it is accepted; an object with
-	// error diagnostics rejects the whole change. Nil means objects are
-	// only checked for a known kind, a name and a spec of the right type.
+	// Validate checks one object before it is accepted, after the checks
+	// for a known kind, a name and a spec of the right type; an object with
+	// error diagnostics rejects the whole change. Nil means validate.Object,
+	// Istio's rules.
 	Validate func(*model.Config) model.Diagnostics
 }
 
@@ -59,6 +61,9 @@ var _ source.Source = (*Source)(nil)
 func New(opts Options) *Source {
 	if opts.Name == "" {
 		opts.Name = DefaultName
+	}
+	if opts.Validate == nil {
+		opts.Validate = validate.Object
 	}
 	return &Source{
 		opts:    opts,
@@ -308,11 +313,7 @@ func (s *Source) check(c *model.Config) (*model.Config, model.Diagnostics) {
 		}
 		cp.Revision = fmt.Sprintf("%x", sha256.Sum256(b))[:16]
 	}
-	var ds model.Diagnostics
-	if s.opts.Validate != nil {
-		ds = s.opts.Validate(&cp)
-	}
-	return &cp, ds
+	return &cp, s.opts.Validate(&cp)
 }
 
 // groupRejects files the diagnostics of a rejected change under the

@@ -254,3 +254,25 @@ func TestRunTwice(t *testing.T) {
 		t.Error("a second concurrent Run did not fail")
 	}
 }
+
+func TestDefaultValidation(t *testing.T) {
+	s := New(Options{})
+	const invalid = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: nohost
+spec:
+  hosts:
+  - nohost
+  http:
+  - route:
+    - destination:
+        port:
+          number: 80
+`
+	_, err := s.Apply("a.yaml", []byte(invalid))
+	if err == nil || !strings.Contains(err.Error(), "VirtualService default/nohost") {
+		t.Errorf("validate.Object not applied by default: %v", err)
+	}
+	t.Log(err)
+}
