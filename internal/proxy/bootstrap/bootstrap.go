@@ -5,6 +5,8 @@
 package bootstrap
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -15,7 +17,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
-	"sigs.k8s.io/yaml"
+	"gopkg.in/yaml.v3"
 )
 
 // Node describes the workload this proxy fronts. Its fields become the xDS
@@ -95,8 +97,23 @@ func Load(file string, base Config) (Config, error) {
 // Parse decodes a JSON or YAML bootstrap document over base. Unknown
 // fields are errors, so typos do not silently fall back to defaults.
 func Parse(file string, data []byte, base Config) (Config, error) {
+	// YAML is a superset of JSON: decode YAML generically, re-encode as
+	// JSON and decode strictly into the typed struct.
+	var doc any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return base, fmt.Errorf("%s: bootstrap: %w", file, err)
+	}
+	if doc == nil {
+		return base, nil
+	}
+	js, err := json.Marshal(doc)
+	if err != nil {
+		return base, fmt.Errorf("%s: bootstrap: %w", file, err)
+	}
 	cfg := base
-	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
 		return base, fmt.Errorf("%s: bootstrap: %w", file, err)
 	}
 	return cfg, nil

@@ -436,3 +436,12 @@ func (c *Cors) AllowOrigin(origin string) bool {
 	}
 	return false
 }
+
+// MatchedPrefix is the route's prefix (or path-separated prefix, or exact
+// path) for prefix_rewrite; "" for regex routes.
+func (r *Route) MatchedPrefix() string {
+	if r.pathKind == pathRegex {
+		return ""
+	}
+	return r.path
+}

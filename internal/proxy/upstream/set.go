@@ -144,3 +144,19 @@ func (cl *Cluster) refreshDNS() {
 func (cl *Cluster) String() string {
 	return fmt.Sprintf("cluster %s (%d hosts)", cl.Name, len(cl.hosts.Load().all))
 }
+
+// ValidateAssignment checks a ClusterLoadAssignment on its own.
+func ValidateAssignment(cla *endpointv3.ClusterLoadAssignment) error {
+	_, err := hostsFromCLA("endpoints "+cla.GetClusterName(), cla, nil)
+	return err
+}
+
+// Validate checks that a cluster config can be served, without building
+// transports.
+func Validate(c *clusterv3.Cluster) error {
+	cl, err := Compile(c, nil)
+	if err == nil {
+		cl.Close()
+	}
+	return err
+}

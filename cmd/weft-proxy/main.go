@@ -1,0 +1,121 @@
+// Command weft-proxy is Weft's data plane: an Envoy-compatible sidecar
+// and gateway proxy configured over xDS.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/weftmesh/weft/internal/proxy"
+	"github.com/weftmesh/weft/internal/proxy/bootstrap"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "weft-proxy:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	cfg := bootstrap.Default()
+	fs := flag.NewFlagSet("weft-proxy", flag.ContinueOnError)
+	file := fs.String("bootstrap", "", "bootstrap file (JSON or YAML); flags given explicitly override it")
+	xds := fs.String("xds-address", cfg.XDSAddress, "control plane address (ADS, plaintext gRPC)")
+	nodeID := fs.String("node-id", "", "xDS node id (e.g. sidecar~10.1.1.1~pod.ns~ns.svc.cluster.local)")
+	cluster := fs.String("cluster", cfg.Node.Cluster, "xDS node cluster")
+	ns := fs.String("namespace", "", "workload namespace (NAMESPACE metadata)")
+	workload := fs.String("workload", "", "workload name (WORKLOAD_NAME metadata)")
+	labels := fs.String("labels", "", "workload labels k=v,k2=v2 (LABELS metadata)")
+	sa := fs.String("service-account", "", "service account (SERVICE_ACCOUNT metadata)")
+	ips := fs.String("instance-ips", "", "comma-separated instance IPs (INSTANCE_IPS metadata)")
+	adminPort := fs.Int("admin-port", 15000, "admin port on 127.0.0.1 (0 picks one)")
+	readyPort := fs.Int("ready-port", 15021, "readiness port (/healthz/ready); -1 disables")
+	statsPort := fs.Int("stats-port", 15090, "Prometheus port (/stats/prometheus); -1 disables")
+	forward := fs.String("forward-proxy", "", "serve an HTTP forward proxy (HTTP_PROXY) on this host:port")
+	delta := fs.Bool("delta", false, "use incremental (delta) xDS")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *file != "" {
+		var err error
+		if cfg, err = bootstrap.Load(*file, cfg); err != nil {
+			return err
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["xds-address"] {
+		cfg.XDSAddress = *xds
+	}
+	if set["node-id"] {
+		cfg.Node.ID = *nodeID
+	}
+	if set["cluster"] {
+		cfg.Node.Cluster = *cluster
+	}
+	if set["namespace"] {
+		cfg.Node.Namespace = *ns
+	}
+	if set["workload"] {
+		cfg.Node.Workload = *workload
+	}
+	if set["service-account"] {
+		cfg.Node.ServiceAccount = *sa
+	}
+	if set["labels"] {
+		l, err := bootstrap.ParseLabels(*labels)
+		if err != nil {
+			return fmt.Errorf("--labels: %w", err)
+		}
+		cfg.Node.Labels = l
+	}
+	if set["instance-ips"] {
+		cfg.Node.InstanceIPs = strings.Split(*ips, ",")
+	}
+	if set["admin-port"] {
+		cfg.AdminAddress = fmt.Sprintf("127.0.0.1:%d", *adminPort)
+	}
+	if set["ready-port"] {
+		cfg.ReadyAddress = portAddr(*readyPort)
+	}
+	if set["stats-port"] {
+		cfg.StatsAddress = portAddr(*statsPort)
+	}
+	if set["forward-proxy"] {
+		cfg.ForwardProxyAddress = *forward
+	}
+	if set["delta"] {
+		cfg.Delta = *delta
+	}
+	level := new(slog.LevelVar)
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	p, err := proxy.New(cfg, log, level)
+	if err != nil {
+		return err
+	}
+	if err := p.Start(); err != nil {
+		return err
+	}
+	log.Info("weft-proxy started", "node", cfg.Node.ID, "xds", cfg.XDSAddress, "delta", cfg.Delta, "admin", p.Addr("admin"))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return p.Run(ctx)
+}
+
+func portAddr(port int) string {
+	if port < 0 {
+		return ""
+	}
+	return fmt.Sprintf("0.0.0.0:%d", port)
+}

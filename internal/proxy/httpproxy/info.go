@@ -1,0 +1,87 @@
+// Package httpproxy is weft-proxy's HTTP connection manager: it routes a
+// downstream request with a compiled route table, applies faults, CORS,
+// redirects and direct responses, and forwards it to an upstream cluster
+// with retries, timeouts and mirroring, reporting Envoy's response codes
+// and flags.
+package httpproxy
+
+import (
+	"context"
+	"time"
+
+	"github.com/weftmesh/weft/internal/proxy/router"
+	"github.com/weftmesh/weft/internal/proxy/upstream"
+)
+
+// ConnInfo describes the downstream connection a request arrived on.
+type ConnInfo struct {
+	Listener    string
+	RemoteAddr  string
+	LocalAddr   string
+	OriginalDst string // ip:port before interception, if any
+	TLS         bool
+}
+
+type connKey struct{}
+
+// WithConnInfo attaches ci to a connection context.
+func WithConnInfo(ctx context.Context, ci *ConnInfo) context.Context {
+	return context.WithValue(ctx, connKey{}, ci)
+}
+
+// ConnInfoFrom returns the connection info of ctx, or nil.
+func ConnInfoFrom(ctx context.Context) *ConnInfo {
+	ci, _ := ctx.Value(connKey{}).(*ConnInfo)
+	return ci
+}
+
+// Resolver gives the handler the current route tables and clusters. It is
+// consulted once per request so config swaps take effect immediately.
+type Resolver interface {
+	RouteTable(name string) *router.Table
+	Cluster(name string) *upstream.Cluster
+}
+
+// Response flags, as in Envoy's access logs.
+const (
+	FlagNoRoute          = "NR"
+	FlagNoHealthy        = "UH"
+	FlagConnectFailure   = "UF"
+	FlagOverflow         = "UO"
+	FlagTimeout          = "UT"
+	FlagReset            = "UC"
+	FlagRetryExhausted   = "URX"
+	FlagNoCluster        = "NC"
+	FlagFaultAbort       = "FI"
+	FlagFaultDelay       = "DI"
+	FlagDownstreamCancel = "DC"
+)
+
+// Info is what the handler reports about one finished request.
+type Info struct {
+	Start     time.Time
+	Duration  time.Duration
+	Method    string
+	Authority string
+	Path      string
+	Protocol  string
+	Status    int
+	Flags     string
+	Route     string
+	Cluster   string
+	Upstream  *upstream.Host
+	BytesIn   int64
+	BytesOut  int64
+	Attempts  int
+	Conn      *ConnInfo
+	// GRPC is set for application/grpc requests; GRPCStatus is the
+	// grpc-status the upstream returned, if any.
+	GRPC       bool
+	GRPCStatus string
+}
+
+// Observer receives Info for every request (telemetry, access logs). It
+// must not retain the pointer.
+type Observer interface {
+	Observe(*Info)
+}

@@ -1,0 +1,63 @@
+package listener
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/weftmesh/weft/internal/proxy/httpproxy"
+)
+
+// ForwardHandler serves HTTP forward-proxy requests (absolute-form
+// targets sent by clients using HTTP_PROXY): the target's port selects the
+// listener, as the original destination would, and its HTTP filter chain
+// routes by Host.
+func (m *Manager) ForwardHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !r.URL.IsAbs() || r.URL.Scheme != "http" {
+			http.Error(w, "forward proxy: absolute http:// target required", http.StatusBadRequest)
+			return
+		}
+		port := r.URL.Port()
+		if port == "" {
+			port = "80"
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p <= 0 || p > 65535 {
+			http.Error(w, "forward proxy: bad port", http.StatusBadRequest)
+			return
+		}
+		host := r.URL.Hostname()
+		l := m.lookupVirtual(net.JoinHostPort(host, port))
+		if l == nil {
+			l = (*m.all.Load())[":"+port]
+		}
+		if l == nil {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		facts := connFacts{in: inspected{transport: "raw_buffer", httpProto: "http/1.1"}}
+		if a, err := netip.ParseAddr(host); err == nil {
+			facts.local = netip.AddrPortFrom(a, uint16(p))
+		} else {
+			facts.local = netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(p))
+		}
+		facts.remote, _ = netip.ParseAddrPort(r.RemoteAddr)
+		chain := l.selectChain(&facts)
+		if chain == nil || chain.HTTP == nil {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		// Strip proxy-only headers; keep the URL so routing sees the target.
+		r.Header.Del("Proxy-Connection")
+		r.Header.Del("Proxy-Authorization")
+		if strings.Contains(r.Host, "@") {
+			http.Error(w, "forward proxy: userinfo not allowed", http.StatusBadRequest)
+			return
+		}
+		ci := &httpproxy.ConnInfo{Listener: l.Name, RemoteAddr: r.RemoteAddr, LocalAddr: facts.local.String(), OriginalDst: net.JoinHostPort(host, port)}
+		chain.HTTP.ServeHTTP(w, r.WithContext(httpproxy.WithConnInfo(r.Context(), ci)))
+	})
+}

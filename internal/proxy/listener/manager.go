@@ -1,0 +1,398 @@
+package listener
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+
+	"github.com/weftmesh/weft/internal/proxy/httpproxy"
+	"github.com/weftmesh/weft/internal/proxy/upstream"
+)
+
+// ClusterSource gives tcp_proxy the current clusters.
+type ClusterSource interface {
+	Cluster(name string) *upstream.Cluster
+}
+
+// TCPStats are tcp_proxy counters.
+type TCPStats struct {
+	CxTotal, CxActive, BytesSent, BytesReceived, NoRoute, ConnectFail atomic.Int64
+}
+
+// Manager binds listeners and serves their connections. Apply swaps the
+// configuration; Stop closes everything.
+type Manager struct {
+	log      *slog.Logger
+	clusters ClusterSource
+	// TCP are the tcp_proxy counters.
+	TCP TCPStats
+
+	srv   *http.Server
+	queue *connQueue
+
+	mu      sync.Mutex // guards bound and stopped; not used per request
+	bound   map[string]*boundListener
+	stopped bool
+	// all maps "ip:port" and ":port" to listeners, for original-dst dispatch.
+	all atomic.Pointer[map[string]*Listener]
+
+	tcpMu    sync.Mutex
+	tcpConns map[net.Conn]struct{}
+	wg       sync.WaitGroup
+}
+
+type boundListener struct {
+	ln  net.Listener
+	cfg atomic.Pointer[Listener]
+}
+
+type ctxKey struct{}
+
+// serverConn carries a connection's chain to the shared HTTP server.
+type serverConn struct {
+	net.Conn
+	chain *Chain
+	info  *httpproxy.ConnInfo
+}
+
+// NewManager returns a manager serving HTTP through one shared server
+// (HTTP/1.1, h2c with prior knowledge or Upgrade, h2 over TLS).
+func NewManager(clusters ClusterSource, log *slog.Logger) *Manager {
+	m := &Manager{log: log, clusters: clusters, bound: map[string]*boundListener{}, tcpConns: map[net.Conn]struct{}{}}
+	empty := map[string]*Listener{}
+	m.all.Store(&empty)
+	m.queue = newConnQueue()
+	h2s := &http2.Server{IdleTimeout: time.Hour, MaxConcurrentStreams: 2147483647 / 2}
+	dispatch := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sc, _ := r.Context().Value(ctxKey{}).(*serverConn)
+		if sc == nil || sc.chain.HTTP == nil {
+			http.Error(w, "no filter chain", http.StatusInternalServerError)
+			return
+		}
+		sc.chain.HTTP.ServeHTTP(w, r)
+	})
+	m.srv = &http.Server{
+		Handler:           h2c.NewHandler(dispatch, h2s),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       time.Hour,
+		MaxHeaderBytes:    60 << 10, // Envoy's max_request_headers_kb default
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*tls.Conn); ok {
+				c = tc.NetConn()
+			}
+			sc, ok := c.(*serverConn)
+			if !ok {
+				return ctx
+			}
+			ctx = context.WithValue(ctx, ctxKey{}, sc)
+			return httpproxy.WithConnInfo(ctx, sc.info)
+		},
+	}
+	http2.ConfigureServer(m.srv, h2s)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.srv.Serve(m.queue)
+	}()
+	return m
+}
+
+// Apply installs listeners: new addresses are bound, existing ones get
+// the new config for new connections, missing ones are closed. Binding
+// errors are returned after everything else has been applied.
+func (m *Manager) Apply(ls []*Listener) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return errors.New("listener manager stopped")
+	}
+	all := map[string]*Listener{}
+	want := map[string]*Listener{}
+	for _, l := range ls {
+		all[l.Addr] = l
+		ap, err := netip.ParseAddrPort(l.Addr)
+		if err == nil && ap.Addr().IsUnspecified() {
+			all[":"+itoa(l.Port)] = l
+		}
+		if l.BindToPort {
+			want[l.Addr] = l
+		}
+	}
+	m.all.Store(&all)
+	var errs []error
+	for addr, b := range m.bound {
+		if l, ok := want[addr]; ok {
+			b.cfg.Store(l)
+			continue
+		}
+		b.ln.Close()
+		delete(m.bound, addr)
+	}
+	for addr, l := range want {
+		if _, ok := m.bound[addr]; ok {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		b := &boundListener{ln: ln}
+		b.cfg.Store(l)
+		m.bound[addr] = b
+		m.wg.Add(1)
+		go m.accept(b)
+	}
+	return errors.Join(errs...)
+}
+
+// Addr returns the bound address of the listener configured for addr
+// (useful with port 0 in tests), or "".
+func (m *Manager) Addr(configured string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if b, ok := m.bound[configured]; ok {
+		return b.ln.Addr().String()
+	}
+	return ""
+}
+
+// Stop closes all listeners and connections, letting HTTP requests
+// finish until ctx is done.
+func (m *Manager) Stop(ctx context.Context) {
+	m.mu.Lock()
+	m.stopped = true
+	for addr, b := range m.bound {
+		b.ln.Close()
+		delete(m.bound, addr)
+	}
+	m.mu.Unlock()
+	m.queue.Close()
+	m.srv.Shutdown(ctx)
+	m.srv.Close()
+	m.tcpMu.Lock()
+	for c := range m.tcpConns {
+		c.Close()
+	}
+	m.tcpMu.Unlock()
+	m.wg.Wait()
+}
+
+func (m *Manager) accept(b *boundListener) {
+	defer m.wg.Done()
+	var delay time.Duration
+	for {
+		c, err := b.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(delay*2, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return
+		}
+		delay = 0
+		go m.serveConn(c, b.cfg.Load())
+	}
+}
+
+// ServeConn serves a connection accepted elsewhere (the forward proxy
+// port) as if it arrived on l.
+func (m *Manager) ServeConn(c net.Conn, l *Listener) { m.serveConn(c, l) }
+
+func (m *Manager) serveConn(c net.Conn, l *Listener) {
+	info := &httpproxy.ConnInfo{Listener: l.Name, RemoteAddr: c.RemoteAddr().String(), LocalAddr: c.LocalAddr().String()}
+	if l.UseOriginalDst || l.originalDstFilter {
+		if od := originalDst(c); od != "" {
+			info.OriginalDst = od
+			info.LocalAddr = od
+			if l.UseOriginalDst {
+				if t := m.lookupVirtual(od); t != nil && t != l {
+					l = t // hand off, like Envoy's use_original_dst
+					info.Listener = l.Name
+				}
+			}
+		}
+	}
+	var in inspected
+	conn := c
+	if l.inspectTLS || l.inspectHTTP {
+		var err error
+		conn, in, err = inspect(c, l.inspectTLS, l.inspectHTTP, l.inspectTimeout)
+		if err != nil && !l.continueOnTimeout {
+			c.Close()
+			return
+		}
+	}
+	facts := connFacts{in: in}
+	facts.local, _ = netip.ParseAddrPort(info.LocalAddr)
+	facts.remote, _ = netip.ParseAddrPort(info.RemoteAddr)
+	chain := l.selectChain(&facts)
+	if chain == nil {
+		c.Close()
+		return
+	}
+	if chain.TCP != nil {
+		m.tcpProxy(conn, c, chain.TCP, info)
+		return
+	}
+	var hc net.Conn = &serverConn{Conn: conn, chain: chain, info: info}
+	if chain.TLS != nil {
+		info.TLS = true
+		hc = tls.Server(hc, chain.TLS)
+	}
+	if !m.queue.Push(hc) {
+		c.Close()
+	}
+}
+
+func (m *Manager) lookupVirtual(od string) *Listener {
+	all := *m.all.Load()
+	if l, ok := all[od]; ok {
+		return l
+	}
+	ap, err := netip.ParseAddrPort(od)
+	if err != nil {
+		return nil
+	}
+	return all[":"+itoa(int(ap.Port()))]
+}
+
+// tcpProxy connects to the chain's cluster and copies both ways. raw is
+// the accepted connection (for splice), conn may replay inspected bytes.
+func (m *Manager) tcpProxy(conn, raw net.Conn, tp *TCPProxy, info *httpproxy.ConnInfo) {
+	m.TCP.CxTotal.Add(1)
+	m.TCP.CxActive.Add(1)
+	defer m.TCP.CxActive.Add(-1)
+	m.trackTCP(raw, true)
+	defer m.trackTCP(raw, false)
+	defer raw.Close()
+
+	name := tp.Clusters[0].Name
+	if len(tp.Clusters) > 1 {
+		n := rand.Uint32N(tp.total)
+		for _, w := range tp.Clusters {
+			if n < w.Weight {
+				name = w.Name
+				break
+			}
+			n -= w.Weight
+		}
+	}
+	cl := m.clusters.Cluster(name)
+	if cl == nil {
+		m.TCP.NoRoute.Add(1)
+		return
+	}
+	host := cl.Pick(info.OriginalDst, 0, false, nil)
+	if host == nil {
+		return
+	}
+	d := net.Dialer{Timeout: cl.ConnectTimeout}
+	up, err := d.Dial("tcp", host.Addr)
+	if err != nil {
+		m.TCP.ConnectFail.Add(1)
+		cl.Record(host, 0)
+		return
+	}
+	cl.Stats.CxTotal.Add(1)
+	m.trackTCP(up, true)
+	defer m.trackTCP(up, false)
+	defer up.Close()
+	if pc, ok := conn.(*peekConn); ok && len(pc.buf) > 0 {
+		if _, err := up.Write(pc.buf); err != nil {
+			return
+		}
+		pc.buf = nil
+	}
+	done := make(chan struct{})
+	go func() {
+		n, _ := io.Copy(up, raw) // TCPConn to TCPConn: splice
+		m.TCP.BytesReceived.Add(n)
+		if tc, ok := up.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+		close(done)
+	}()
+	n, _ := io.Copy(raw, up)
+	m.TCP.BytesSent.Add(n)
+	if tc, ok := raw.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
+	<-done
+}
+
+func (m *Manager) trackTCP(c net.Conn, add bool) {
+	m.tcpMu.Lock()
+	if add {
+		m.tcpConns[c] = struct{}{}
+	} else {
+		delete(m.tcpConns, c)
+	}
+	m.tcpMu.Unlock()
+}
+
+func itoa(n int) string {
+	var b [8]byte
+	i := len(b)
+	if n == 0 {
+		return "0"
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// connQueue is a net.Listener fed by the listeners' accept loops.
+type connQueue struct {
+	ch     chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newConnQueue() *connQueue {
+	return &connQueue{ch: make(chan net.Conn, 128), done: make(chan struct{})}
+}
+
+// Push hands c to the HTTP server; false once closed.
+func (q *connQueue) Push(c net.Conn) bool {
+	select {
+	case q.ch <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.closed.Do(func() { close(q.done) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return &net.TCPAddr{} }

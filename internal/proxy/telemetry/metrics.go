@@ -1,0 +1,277 @@
+// Package telemetry produces Istio's standard metrics
+// (istio_requests_total, istio_request_duration_milliseconds, request and
+// response bytes) with Istio's label names and order, in the Prometheus
+// text format.
+package telemetry
+
+import (
+	"fmt"
+	"hash/maphash"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/weftmesh/weft/internal/proxy/httpproxy"
+	"github.com/weftmesh/weft/internal/proxy/upstream"
+)
+
+// LabelNames are Istio's HTTP metric labels, in Istio's order.
+var LabelNames = []string{
+	"reporter", "source_workload", "source_workload_namespace", "source_principal", "source_app", "source_version",
+	"source_canonical_service", "source_canonical_revision", "source_cluster",
+	"destination_workload", "destination_workload_namespace", "destination_principal", "destination_app",
+	"destination_version", "destination_service", "destination_service_name", "destination_service_namespace",
+	"destination_canonical_service", "destination_canonical_revision", "destination_cluster",
+	"request_protocol", "response_flags", "connection_security_policy", "response_code", "grpc_response_status",
+}
+
+// DurationBuckets are Istio's default duration buckets in milliseconds.
+var DurationBuckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
+
+// ByteBuckets are exponential size buckets.
+var ByteBuckets = []float64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000}
+
+// Local describes this proxy's own workload.
+type Local struct {
+	Workload, Namespace, ServiceAccount, Cluster string
+	Labels                                       map[string]string
+}
+
+// peer is one side's label values.
+type peer struct {
+	workload, namespace, principal, app, version, canonicalService, canonicalRevision, cluster string
+}
+
+func unknownIfEmpty(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func (l Local) peer() peer {
+	p := peer{workload: l.Workload, namespace: l.Namespace, app: l.Labels["app"], version: l.Labels["version"], cluster: l.Cluster}
+	if l.ServiceAccount != "" && l.Namespace != "" {
+		p.principal = "spiffe://cluster.local/ns/" + l.Namespace + "/sa/" + l.ServiceAccount
+	}
+	p.canonicalService = firstOf(l.Labels["service.istio.io/canonical-name"], l.Labels["app.kubernetes.io/name"], l.Labels["app"], l.Workload)
+	p.canonicalRevision = firstOf(l.Labels["service.istio.io/canonical-revision"], l.Labels["app.kubernetes.io/version"], l.Labels["version"], "latest")
+	return p
+}
+
+// hostPeer reads endpoint metadata: Istio's compact "workload" value
+// ("name;namespace;canonical-service;canonical-revision;cluster") or
+// individual keys.
+func hostPeer(h *upstream.Host) peer {
+	if h == nil || h.Labels == nil {
+		return peer{}
+	}
+	l := h.Labels
+	p := peer{workload: l["workload"], namespace: l["namespace"], app: l["app"], version: l["version"],
+		canonicalService: l["canonical_service"], canonicalRevision: l["canonical_revision"], cluster: l["cluster"], principal: l["principal"]}
+	if parts := strings.Split(l["workload"], ";"); len(parts) == 5 {
+		p.workload, p.namespace, p.canonicalService, p.canonicalRevision, p.cluster = parts[0], parts[1], parts[2], parts[3], parts[4]
+	}
+	if p.app == "" {
+		p.app = p.canonicalService
+	}
+	if p.version == "" {
+		p.version = p.canonicalRevision
+	}
+	return p
+}
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// serviceFromCluster derives destination_service(_name, _namespace)
+// from an Istio cluster name.
+func serviceFromCluster(name string) (svc, short, ns string) {
+	switch name {
+	case "PassthroughCluster", "BlackHoleCluster", "InboundPassthroughCluster", "InboundPassthroughClusterIpv4", "InboundPassthroughClusterIpv6":
+		return name, name, "unknown"
+	}
+	parts := strings.Split(name, "|")
+	if len(parts) == 4 && parts[3] != "" {
+		svc = parts[3]
+		host := strings.Split(svc, ".")
+		short = host[0]
+		if len(host) > 1 {
+			ns = host[1]
+		}
+		return svc, short, unknownIfEmpty(ns)
+	}
+	return "unknown", "unknown", "unknown"
+}
+
+type seriesKey struct {
+	inbound    bool
+	host       *upstream.Host
+	cluster    string
+	code       int
+	flags      string
+	grpc       bool
+	grpcStatus string
+}
+
+type histogram struct {
+	buckets []atomic.Uint64
+	count   atomic.Uint64
+	sumBits atomic.Uint64 // float64 bits, updated by CAS
+}
+
+func newHistogram(n int) *histogram { return &histogram{buckets: make([]atomic.Uint64, n)} }
+
+func (h *histogram) observe(bounds []float64, v float64) {
+	i := sort.SearchFloat64s(bounds, v)
+	if i < len(bounds) {
+		h.buckets[i].Add(1)
+	}
+	h.count.Add(1)
+	for {
+		old := h.sumBits.Load()
+		if h.sumBits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
+}
+
+type series struct {
+	labels   string // rendered {a="b",...}
+	requests atomic.Uint64
+	duration *histogram
+	reqBytes *histogram
+	resBytes *histogram
+}
+
+const shards = 32
+
+// Metrics collects Istio metrics; it implements httpproxy.Observer.
+type Metrics struct {
+	local peer
+	seed  maphash.Seed
+	shard [shards]struct {
+		mu sync.Mutex
+		m  map[seriesKey]*series
+	}
+}
+
+// New returns an empty collector for the local workload.
+func New(l Local) *Metrics {
+	m := &Metrics{local: l.peer(), seed: maphash.MakeSeed()}
+	for i := range m.shard {
+		m.shard[i].m = map[seriesKey]*series{}
+	}
+	return m
+}
+
+// Observe records one request.
+func (m *Metrics) Observe(i *httpproxy.Info) {
+	k := seriesKey{host: i.Upstream, cluster: i.Cluster, code: i.Status, flags: i.Flags, grpc: i.GRPC, grpcStatus: i.GRPCStatus}
+	k.inbound = strings.HasPrefix(i.Cluster, "inbound|") || i.Conn != nil && i.Conn.Listener == "virtualInbound"
+	var hh maphash.Hash
+	hh.SetSeed(m.seed)
+	hh.WriteString(k.cluster)
+	hh.WriteString(k.flags)
+	sh := &m.shard[(hh.Sum64()+uint64(k.code))%shards]
+	sh.mu.Lock()
+	s := sh.m[k]
+	if s == nil {
+		s = &series{labels: m.render(k), duration: newHistogram(len(DurationBuckets)), reqBytes: newHistogram(len(ByteBuckets)), resBytes: newHistogram(len(ByteBuckets))}
+		sh.m[k] = s
+	}
+	sh.mu.Unlock()
+	s.requests.Add(1)
+	s.duration.observe(DurationBuckets, float64(i.Duration.Microseconds())/1000)
+	s.reqBytes.observe(ByteBuckets, float64(i.BytesIn))
+	s.resBytes.observe(ByteBuckets, float64(i.BytesOut))
+}
+
+func (m *Metrics) render(k seriesKey) string {
+	src, dst := m.local, hostPeer(k.host)
+	reporter, security := "source", "unknown"
+	if k.inbound {
+		reporter, security = "destination", "none"
+		src, dst = peer{}, m.local
+	}
+	svc, short, ns := serviceFromCluster(k.cluster)
+	if k.inbound && svc == "unknown" {
+		svc, short, ns = unknownIfEmpty(dst.canonicalService), unknownIfEmpty(dst.canonicalService), unknownIfEmpty(dst.namespace)
+	}
+	proto := "http"
+	if k.grpc {
+		proto = "grpc"
+	}
+	flags := k.flags
+	if flags == "" {
+		flags = "-"
+	}
+	vals := []string{reporter,
+		unknownIfEmpty(src.workload), unknownIfEmpty(src.namespace), unknownIfEmpty(src.principal), unknownIfEmpty(src.app), unknownIfEmpty(src.version),
+		unknownIfEmpty(src.canonicalService), unknownIfEmpty(src.canonicalRevision), unknownIfEmpty(src.cluster),
+		unknownIfEmpty(dst.workload), unknownIfEmpty(dst.namespace), unknownIfEmpty(dst.principal), unknownIfEmpty(dst.app), unknownIfEmpty(dst.version),
+		svc, short, ns, unknownIfEmpty(dst.canonicalService), unknownIfEmpty(dst.canonicalRevision), unknownIfEmpty(dst.cluster),
+		proto, flags, security, strconv.Itoa(k.code), k.grpcStatus,
+	}
+	var b strings.Builder
+	for i, n := range LabelNames {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(n)
+		b.WriteString(`="`)
+		b.WriteString(escape(vals[i]))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+func escape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}
+
+// WritePrometheus writes every series in the Prometheus text format.
+func (m *Metrics) WritePrometheus(w io.Writer) {
+	var all []*series
+	for i := range m.shard {
+		sh := &m.shard[i]
+		sh.mu.Lock()
+		for _, s := range sh.m {
+			all = append(all, s)
+		}
+		sh.mu.Unlock()
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].labels < all[j].labels })
+	fmt.Fprintln(w, "# TYPE istio_requests_total counter")
+	for _, s := range all {
+		fmt.Fprintf(w, "istio_requests_total{%s} %d\n", s.labels, s.requests.Load())
+	}
+	writeHist(w, "istio_request_duration_milliseconds", all, func(s *series) *histogram { return s.duration }, DurationBuckets)
+	writeHist(w, "istio_request_bytes", all, func(s *series) *histogram { return s.reqBytes }, ByteBuckets)
+	writeHist(w, "istio_response_bytes", all, func(s *series) *histogram { return s.resBytes }, ByteBuckets)
+}
+
+func writeHist(w io.Writer, name string, all []*series, get func(*series) *histogram, bounds []float64) {
+	fmt.Fprintf(w, "# TYPE %s histogram\n", name)
+	for _, s := range all {
+		h := get(s)
+		var cum uint64
+		for i, b := range bounds {
+			cum += h.buckets[i].Load()
+			fmt.Fprintf(w, "%s_bucket{%s,le=\"%s\"} %d\n", name, s.labels, strconv.FormatFloat(b, 'g', -1, 64), cum)
+		}
+		fmt.Fprintf(w, "%s_bucket{%s,le=\"+Inf\"} %d\n", name, s.labels, h.count.Load())
+		fmt.Fprintf(w, "%s_sum{%s} %s\n", name, s.labels, strconv.FormatFloat(math.Float64frombits(h.sumBits.Load()), 'g', -1, 64))
+		fmt.Fprintf(w, "%s_count{%s} %d\n", name, s.labels, h.count.Load())
+	}
+}
