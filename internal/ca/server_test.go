@@ -39,7 +39,7 @@ type env struct {
 	dir    string
 }
 
-func startCA(t *testing.T) *env {
+func startCA(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	c, err := ca.New(ca.Options{Dir: filepath.Join(dir, "ca"), MaxTTL: 48 * time.Hour})
