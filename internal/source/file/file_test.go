@@ -60,7 +60,9 @@ func TestEditInPlace(t *testing.T) {
 }
 
 func TestAtomicSaves(t *testing.T) {
-	src, dir := newSource(t, map[string]string{"vs.yaml": vs("reviews", 1)}, Options{})
+	// The default debounce covers the moment between an editor moving the
+	// old file away and writing the new one.
+	src, dir := newSource(t, map[string]string{"vs.yaml": vs("reviews", 1)}, Options{Debounce: DefaultDebounce})
 	r := sourcetest.Start(t, src)
 	r.Wait("gen 1", func(st *model.SourceState) bool { return hasGen(st, key("reviews"), 1) })
 	path := filepath.Join(dir, "vs.yaml")
@@ -466,5 +468,18 @@ spec:
 	st := r.Wait("the first state", func(*model.SourceState) bool { return true })
 	if find(st, key("nohost")) != nil || !hasGen(st, key("fine"), 1) || !sourcetest.NamesObject(st, key("nohost")) {
 		t.Errorf("validate.Object not applied by default: %s", sourcetest.Describe(st))
+	}
+}
+
+func TestRootRemoved(t *testing.T) {
+	src, dir := newSource(t, map[string]string{"a.yaml": vs("a", 1), "sub/b.yaml": vs("b", 1)}, Options{})
+	r := sourcetest.Start(t, src)
+	r.Wait("two objects", func(st *model.SourceState) bool { return len(st.Configs) == 2 })
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	st := r.Wait("everything removed", func(st *model.SourceState) bool { return len(st.Configs) == 0 })
+	if !st.Diagnostics.HasErrors() || !strings.Contains(st.Diagnostics[0].String(), dir) {
+		t.Errorf("no error names the removed directory: %s", sourcetest.Describe(st))
 	}
 }
