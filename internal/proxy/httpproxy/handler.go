@@ -657,7 +657,12 @@ func requestHash(route *router.Route, r *http.Request) (uint64, bool) {
 // switchProtocols completes an Upgrade: it hijacks the downstream
 // connection and copies bytes both ways until either side closes.
 func (h *Handler) switchProtocols(w *responseWriter, resp *http.Response, info *Info) {
-	up, ok := resp.Body.(io.ReadWriteCloser)
+	body := resp.Body
+	if rb, ok := body.(*releasingBody); ok {
+		defer rb.Close()
+		body = rb.ReadCloser
+	}
+	up, ok := body.(io.ReadWriteCloser)
 	if !ok {
 		localReply(w, info, http.StatusBadGateway, "", "")
 		return
