@@ -30,6 +30,8 @@ type target struct {
 	// labels select the subset's endpoints; nil for the whole service.
 	labels map[string]string
 	policy policy
+	// rule is the DestinationRule the policy comes from, nil for none.
+	rule *model.Meta
 }
 
 // outboundTargets lists the outbound clusters of services: one per
@@ -37,11 +39,16 @@ type target struct {
 func outboundTargets(services []*model.Service, rules *ruleIndex) []target {
 	var out []target
 	for _, svc := range services {
-		dr := rules.lookup(svc.Hostname, svc.Namespace)
+		br := rules.lookupBound(svc.Hostname, svc.Namespace)
+		var dr *networking.DestinationRule
+		var meta *model.Meta
+		if br != nil {
+			dr, meta = br.rule, br.meta
+		}
 		for _, p := range svc.Ports {
 			out = append(out, target{
 				name: OutboundClusterName(p.Number, "", svc.Hostname), service: svc, port: p,
-				policy: effectivePolicy(dr, p.Number, ""),
+				policy: effectivePolicy(dr, p.Number, ""), rule: meta,
 			})
 			if dr == nil {
 				continue
@@ -49,7 +56,7 @@ func outboundTargets(services []*model.Service, rules *ruleIndex) []target {
 			for _, s := range dr.Subsets {
 				out = append(out, target{
 					name: OutboundClusterName(p.Number, s.Name, svc.Hostname), service: svc, port: p,
-					subset: s.Name, labels: s.Labels, policy: effectivePolicy(dr, p.Number, s.Name),
+					subset: s.Name, labels: s.Labels, policy: effectivePolicy(dr, p.Number, s.Name), rule: meta,
 				})
 			}
 		}
@@ -67,11 +74,24 @@ func (t *target) passthroughLB() bool {
 	return t.policy.lb != nil && t.policy.lb.GetSimple() == networking.LoadBalancerSettings_PASSTHROUGH
 }
 
-// outboundClusters builds the clusters of targets.
-func outboundClusters(targets []target, eps endpointSource) []*cluster.Cluster {
+// outboundClusters builds the clusters of targets. A traffic policy that
+// would make a cluster invalid is dropped (the target falls back to
+// Istio's defaults) and reported.
+func outboundClusters(targets []target, eps endpointSource, diags *diagnostics) []*cluster.Cluster {
 	out := make([]*cluster.Cluster, 0, len(targets))
 	for i := range targets {
-		out = append(out, outboundCluster(&targets[i], eps))
+		t := &targets[i]
+		c := outboundCluster(t, eps)
+		if err := validateDeep(c); err != nil {
+			field := "spec.trafficPolicy"
+			if t.subset != "" {
+				field = "spec.subsets[" + t.subset + "].trafficPolicy"
+			}
+			diags.errorf(t.rule, field, "traffic policy not applied to %s, it would be rejected by Envoy: %v", t.name, err)
+			t.policy = policy{}
+			c = outboundCluster(t, eps)
+		}
+		out = append(out, c)
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -14,6 +15,9 @@ import (
 
 // gatewayServer is one server of a Gateway that selects the proxy.
 type gatewayServer struct {
+	meta *model.Meta
+	// index is the server's position in spec.servers.
+	index int
 	// gateway is "namespace/name" of the Gateway.
 	gateway   string
 	namespace string
@@ -30,11 +34,11 @@ func selectGatewayServers(snap *model.Snapshot, proxy *model.Proxy) []gatewaySer
 		if !ok || len(gw.Selector) == 0 || !model.SelectorMatches(gw.Selector, proxy.Labels) {
 			continue
 		}
-		for _, s := range gw.Servers {
+		for i, s := range gw.Servers {
 			if s.Port == nil {
 				continue
 			}
-			out = append(out, gatewayServer{gateway: c.Namespace + "/" + c.Name, namespace: c.Namespace, name: c.Name, server: s})
+			out = append(out, gatewayServer{meta: &c.Meta, index: i, gateway: c.Namespace + "/" + c.Name, namespace: c.Namespace, name: c.Name, server: s})
 		}
 	}
 	return out
@@ -155,6 +159,10 @@ func gatewayListeners(servers []gatewayServer, vss []boundVS, rc routeContext) [
 				if s.terminatesTLS() {
 					fc.FilterChainMatch = &listener.FilterChainMatch{ServerNames: s.sniHosts()}
 					fc.TransportSocket = downstreamTLSSocket(s.server.Tls)
+					if err := validateDeep(fc); err != nil {
+						rc.diags.errorf(s.meta, fmt.Sprintf("spec.servers[%d].tls", s.index), "server left out, Envoy would reject its TLS settings: %v", err)
+						continue
+					}
 				}
 				chains = append(chains, fc)
 			case s.protocol().IsTLS() && !s.terminatesTLS():
@@ -185,8 +193,7 @@ func (rc *routeContext) passthroughChains(s gatewayServer, vss []boundVS) []*lis
 		if !vs.boundTo([]string{s.gateway}) {
 			continue
 		}
-		vrc := *rc
-		vrc.namespace = vs.namespace
+		vrc := rc.forVS(vs)
 		for _, tr := range vs.vs.Tls {
 			dests := vrc.routeDestinations(tr.Route)
 			if len(dests) == 0 {
@@ -225,8 +232,7 @@ func (rc *routeContext) gatewayTCPChains(s gatewayServer, vss []boundVS) []*list
 		if !vs.boundTo([]string{s.gateway}) {
 			continue
 		}
-		vrc := *rc
-		vrc.namespace = vs.namespace
+		vrc := rc.forVS(vs)
 		for _, tr := range vs.vs.Tcp {
 			if !vrc.l4Applies(tr.Match) {
 				continue
@@ -290,8 +296,7 @@ func gatewayRoutes(servers []gatewayServer, vss []boundVS, rc routeContext) []*r
 						continue
 					}
 					st.used[key] = true
-					vrc := prc
-					vrc.namespace = vs.namespace
+					vrc := prc.forVS(vs)
 					st.vh.Routes = append(st.vh.Routes, vrc.httpRoutes(vs.vs.Http)...)
 				}
 			}

@@ -15,7 +15,9 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 	eps := endpointSource(snap.Endpoints)
 	targets := outboundTargets(sc.services, rules)
 	vss := virtualServices(snap, proxy.Namespace)
+	diags := &diagnostics{}
 	rc := routeContext{
+		diags:     diags,
 		proxy:     proxy,
 		gateways:  []string{GatewayMesh},
 		services:  sc.service,
@@ -24,7 +26,7 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 	}
 
 	r := &Resources{}
-	r.Clusters = outboundClusters(targets, eps)
+	r.Clusters = outboundClusters(targets, eps, diags)
 	r.Endpoints = loadAssignments(targets, eps, proxy.Metadata[MetadataLocality])
 	if proxy.Type == model.ProxyRouter {
 		servers := selectGatewayServers(snap, proxy)
@@ -42,6 +44,7 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 		r.Routes = sidecarRoutes(ports, vss, rc, sc)
 	}
 	sortResources(r)
+	r.Diagnostics = diags.sorted()
 	return r
 }
 

@@ -103,6 +103,13 @@ func marshalResources(t testing.TB, r *Resources) []byte {
 		"routes":    list(msgs(r.Routes)),
 		"secrets":   list(msgs(r.Secrets)),
 	}
+	if len(r.Diagnostics) > 0 {
+		var ds []string
+		for _, d := range r.Diagnostics {
+			ds = append(ds, d.String())
+		}
+		doc["diagnostics"] = ds
+	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -52,14 +53,29 @@ type routeContext struct {
 	rules *ruleIndex
 	// delegates finds delegate VirtualServices.
 	delegates delegateIndex
+	// vs is the VirtualService being translated and field the path of
+	// the HTTP route within it, for diagnostics.
+	vs    *model.Meta
+	field string
+	// diags collects translation problems; owned by one Generate call.
+	diags *diagnostics
+}
+
+// forVS returns a copy of rc for translating routes of vs.
+func (rc routeContext) forVS(vs *boundVS) routeContext {
+	rc.namespace = vs.namespace
+	rc.vs = vs.meta
+	return rc
 }
 
 // httpRoutes translates one VirtualService's HTTP routes into Envoy
 // routes, expanding delegates, in order.
 func (rc *routeContext) httpRoutes(hrs []*networking.HTTPRoute) []*route.Route {
 	var out []*route.Route
-	for _, hr := range hrs {
-		out = append(out, rc.httpRoute(hr)...)
+	for i, hr := range hrs {
+		sub := *rc
+		sub.field = fmt.Sprintf("spec.http[%d]", i)
+		out = append(out, sub.httpRoute(hr)...)
 	}
 	return out
 }
@@ -83,7 +99,14 @@ func (rc *routeContext) httpRoute(hr *networking.HTTPRoute) []*route.Route {
 			}
 			r.Name += m.Name
 		}
-		rc.action(r, hr)
+		err := rc.action(r, hr)
+		if err == nil {
+			err = validateDeep(r)
+		}
+		if err != nil {
+			rc.diags.errorf(rc.vs, rc.field, "route left out, it would be rejected by Envoy: %v", err)
+			continue
+		}
 		out = append(out, r)
 	}
 	return out
@@ -130,12 +153,13 @@ func (rc *routeContext) delegate(root *networking.HTTPRoute, d *networking.Deleg
 	}
 	dvs := rc.delegates[ns+"/"+d.Name]
 	if dvs == nil {
+		rc.diags.errorf(rc.vs, rc.field+".delegate", "delegate VirtualService %s/%s not found (or it has hosts)", ns, d.Name)
 		return nil
 	}
-	sub := *rc
-	sub.namespace = dvs.namespace
+	sub := rc.forVS(dvs)
 	var out []*route.Route
-	for _, hr := range dvs.vs.Http {
+	for i, hr := range dvs.vs.Http {
+		sub.field = fmt.Sprintf("spec.http[%d]", i)
 		merged := proto.Clone(hr).(*networking.HTTPRoute)
 		merged.Match = nil
 		for _, rm := range rootMatches {
@@ -266,8 +290,9 @@ func stringMatcher(sm *networking.StringMatch, ignoreCase bool) *matcher.StringM
 
 // action fills in what r does: a direct response, a redirect, or
 // forwarding with Istio's timeout, retry, rewrite, mirror, fault, CORS and
-// header settings.
-func (rc *routeContext) action(r *route.Route, hr *networking.HTTPRoute) {
+// header settings. It reports per-filter configs that Envoy would reject
+// (route validation does not look inside them).
+func (rc *routeContext) action(r *route.Route, hr *networking.HTTPRoute) error {
 	r.RequestHeadersToAdd, r.RequestHeadersToRemove, r.ResponseHeadersToAdd, r.ResponseHeadersToRemove = headerOps(hr.Headers)
 	switch {
 	case hr.DirectResponse != nil:
@@ -279,10 +304,10 @@ func (rc *routeContext) action(r *route.Route, hr *networking.HTTPRoute) {
 			dr.Body = &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: b.Bytes}}
 		}
 		r.Action = &route.Route_DirectResponse{DirectResponse: dr}
-		return
+		return nil
 	case hr.Redirect != nil:
 		r.Action = &route.Route_Redirect{Redirect: redirect(hr.Redirect)}
-		return
+		return nil
 	}
 	ra := &route.RouteAction{Timeout: durationpb.New(0)}
 	if hr.Timeout != nil {
@@ -329,6 +354,7 @@ func (rc *routeContext) action(r *route.Route, hr *networking.HTTPRoute) {
 		}
 		r.TypedPerFilterConfig[filterCORS] = toAny(c)
 	}
+	return nil
 }
 
 // destinations sets the cluster or weighted clusters of ra, and the hash

@@ -167,8 +167,7 @@ func (rc *routeContext) tcpChains(svc *model.Service, mesh []boundVS) []*listene
 	}
 	dests := []weightedCluster{{name: OutboundClusterName(rc.port, "", svc.Hostname)}}
 	if vs != nil {
-		vrc := *rc
-		vrc.namespace = vs.namespace
+		vrc := rc.forVS(vs)
 		for _, tr := range vs.vs.Tcp {
 			if vrc.l4Applies(tr.Match) {
 				if d := vrc.routeDestinations(tr.Route); len(d) > 0 {
@@ -200,8 +199,7 @@ func (rc *routeContext) sniChains(svc *model.Service, mesh []boundVS) []*listene
 // tlsRouteChains builds one chain per applicable TLS route match, keyed by
 // its SNI hosts.
 func (rc *routeContext) tlsRouteChains(vs *boundVS) []*listener.FilterChain {
-	vrc := *rc
-	vrc.namespace = vs.namespace
+	vrc := rc.forVS(vs)
 	var chains []*listener.FilterChain
 	for _, tr := range vs.vs.Tls {
 		dests := vrc.routeDestinations(tr.Route)

@@ -9,6 +9,7 @@ import (
 // boundRule is a DestinationRule with its host resolved against its
 // namespace.
 type boundRule struct {
+	meta      *model.Meta
 	namespace string
 	host      string
 	rule      *networking.DestinationRule
@@ -34,7 +35,7 @@ func newRuleIndex(snap *model.Snapshot, proxy *model.Proxy) *ruleIndex {
 		if sel := dr.WorkloadSelector; sel != nil && (c.Namespace != proxy.Namespace || !model.SelectorMatches(sel.MatchLabels, proxy.Labels)) {
 			continue
 		}
-		ri.rules = append(ri.rules, boundRule{namespace: c.Namespace, host: resolveHost(dr.Host, c.Namespace), rule: dr})
+		ri.rules = append(ri.rules, boundRule{meta: &c.Meta, namespace: c.Namespace, host: resolveHost(dr.Host, c.Namespace), rule: dr})
 	}
 	return ri
 }
@@ -43,6 +44,14 @@ func newRuleIndex(snap *model.Snapshot, proxy *model.Proxy) *ruleIndex {
 // namespace, then the service's namespace, then the root namespace; within
 // a namespace the most specific host wins. It returns nil if none applies.
 func (ri *ruleIndex) lookup(host, serviceNamespace string) *networking.DestinationRule {
+	if r := ri.lookupBound(host, serviceNamespace); r != nil {
+		return r.rule
+	}
+	return nil
+}
+
+// lookupBound is lookup returning the rule with its metadata.
+func (ri *ruleIndex) lookupBound(host, serviceNamespace string) *boundRule {
 	if ri == nil {
 		return nil
 	}
@@ -58,7 +67,7 @@ func (ri *ruleIndex) lookup(host, serviceNamespace string) *networking.Destinati
 			}
 		}
 		if best != nil {
-			return best.rule
+			return best
 		}
 	}
 	return nil

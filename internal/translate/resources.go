@@ -8,6 +8,8 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tls "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/weftmesh/weft/internal/model"
 )
 
 // Resources is the complete xDS configuration of one proxy, each list
@@ -18,4 +20,9 @@ type Resources struct {
 	Listeners []*listener.Listener
 	Routes    []*route.RouteConfiguration
 	Secrets   []*tls.Secret
+	// Diagnostics report configuration that could not be translated: the
+	// offending route or policy is left out (or replaced by the default)
+	// rather than emitted invalid, and each omission names the object,
+	// file and field.
+	Diagnostics model.Diagnostics
 }

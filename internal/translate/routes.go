@@ -55,8 +55,7 @@ func sidecarRouteConfig(ps *portServices, mesh []boundVS, rc routeContext, sc *s
 			continue
 		}
 		if vs, _ := vsForHost(mesh, svc.Hostname); vs != nil {
-			vrc := rc
-			vrc.namespace = vs.namespace
+			vrc := rc.forVS(vs)
 			vh.Routes = vrc.httpRoutes(vs.vs.Http)
 		}
 		if len(vh.Routes) == 0 {
@@ -70,8 +69,7 @@ func sidecarRouteConfig(ps *portServices, mesh []boundVS, rc routeContext, sc *s
 			if h == "*" || sc.hasServiceMatching(h) || !sc.admits(rc.proxy.Namespace, vs.namespace, h) {
 				continue
 			}
-			vrc := rc
-			vrc.namespace = vs.namespace
+			vrc := rc.forVS(&vs)
 			vh := &route.VirtualHost{
 				Name:    h + ":" + portString(ps.port),
 				Domains: uniqueDomains(seen, []string{h, h + ":" + portString(ps.port)}),

@@ -2,18 +2,18 @@ package translate
 
 import (
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 )
 
-// validator is what every generated Envoy message implements.
-type validator interface{ ValidateAll() error }
-
 // validateResources fails the test for every resource whose ValidateAll
-// reports an error, and for duplicate or unsorted names.
+// reports an error, including messages packed in Any fields (which
+// ValidateAll skips and Envoy checks), and for duplicate or unsorted names.
 func validateResources(t testing.TB, r *Resources) {
 	t.Helper()
-	check := func(kind, name string, m validator) {
+	check := func(kind, name string, m proto.Message) {
 		t.Helper()
-		if err := m.ValidateAll(); err != nil {
+		if err := validateDeep(m); err != nil {
 			t.Errorf("%s %q: %v", kind, name, err)
 		}
 	}

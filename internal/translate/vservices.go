@@ -15,6 +15,7 @@ const GatewayMesh = "mesh"
 // boundVS is a VirtualService visible to the proxy, with its hosts
 // resolved against its namespace.
 type boundVS struct {
+	meta      *model.Meta
 	namespace string
 	name      string
 	vs        *networking.VirtualService
@@ -33,7 +34,7 @@ func virtualServices(snap *model.Snapshot, proxyNamespace string) []boundVS {
 		if !ok || len(vs.Hosts) == 0 || !exportedTo(vs.ExportTo, c.Namespace, proxyNamespace) {
 			continue
 		}
-		b := boundVS{namespace: c.Namespace, name: c.Name, vs: vs}
+		b := boundVS{meta: &c.Meta, namespace: c.Namespace, name: c.Name, vs: vs}
 		for _, h := range vs.Hosts {
 			b.hosts = append(b.hosts, resolveHost(h, c.Namespace))
 		}
@@ -89,7 +90,7 @@ func newDelegateIndex(snap *model.Snapshot) delegateIndex {
 		if !ok || len(vs.Hosts) != 0 {
 			continue
 		}
-		idx[c.Namespace+"/"+c.Name] = &boundVS{namespace: c.Namespace, name: c.Name, vs: vs}
+		idx[c.Namespace+"/"+c.Name] = &boundVS{meta: &c.Meta, namespace: c.Namespace, name: c.Name, vs: vs}
 	}
 	return idx
 }

@@ -1,0 +1,39 @@
+package translate
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/weftmesh/weft/internal/model"
+)
+
+// diagnostics collects the problems of one Generate call, once each.
+type diagnostics struct {
+	list model.Diagnostics
+	seen map[string]bool
+}
+
+// errorf records an error about object m (nil if unknown) at field.
+func (d *diagnostics) errorf(m *model.Meta, field, format string, args ...any) {
+	if d == nil {
+		return
+	}
+	diag := model.Errorf(m, field, format, args...)
+	if m == nil {
+		diag = model.Diagnostic{Field: field, Message: fmt.Sprintf(format, args...)}
+	}
+	key := diag.String()
+	if d.seen == nil {
+		d.seen = map[string]bool{}
+	}
+	if !d.seen[key] {
+		d.seen[key] = true
+		d.list = append(d.list, diag)
+	}
+}
+
+// sorted returns the diagnostics in a stable order.
+func (d *diagnostics) sorted() model.Diagnostics {
+	sort.SliceStable(d.list, func(i, j int) bool { return d.list[i].String() < d.list[j].String() })
+	return d.list
+}

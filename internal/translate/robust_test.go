@@ -1,0 +1,71 @@
+package translate
+
+import (
+	"strings"
+	"testing"
+)
+
+// badConfig is accepted by the decoder but cannot be translated as is:
+// each problem must be reported and left out, never emitted invalid.
+const badConfig = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  http:
+  - match:
+    - uri: {prefix: /bad-status}
+    directResponse: {status: 42}
+  - match:
+    - uri: {prefix: /bad-abort}
+    fault:
+      abort: {httpStatus: 99, percentage: {value: 250}}
+    route:
+    - destination: {host: ratings}
+  - match:
+    - uri: {prefix: /missing-delegate}
+    delegate: {name: nowhere}
+  - route:
+    - destination: {host: ratings}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpCookie: {name: "", ttl: 0s}
+        ringHash: {minimumRingSize: 100000000}
+`
+
+func TestBadInputIsReportedNotEmitted(t *testing.T) {
+	snap := loadSnapshot(t, testdataDir+"/base/bookinfo.yaml", writeTemp(t, badConfig))
+	r := Generate(snap, sidecarProxy("productpage", "v1", "10.1.0.11"))
+	validateResources(t, r)
+	var msgs []string
+	for _, d := range r.Diagnostics {
+		msgs = append(msgs, d.String())
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{
+		"extra.yaml:2: error: VirtualService default/ratings: spec.http[0]: route left out",
+		"extra.yaml:2: error: VirtualService default/ratings: spec.http[1]: route left out",
+		"VirtualService default/ratings: spec.http[2].delegate: delegate VirtualService default/nowhere not found",
+		"DestinationRule default/reviews: spec.trafficPolicy: traffic policy not applied to outbound|9080||reviews.default.svc.cluster.local",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("diagnostics lack %q; got:\n%s", want, all)
+		}
+	}
+	// The valid routes of the same VirtualService survive.
+	for _, rc := range r.Routes {
+		for _, vh := range rc.VirtualHosts {
+			if strings.HasPrefix(vh.Name, "ratings.") && len(vh.Routes) != 1 {
+				t.Errorf("ratings virtual host has %d routes, want the 1 valid one", len(vh.Routes))
+			}
+		}
+	}
+}
