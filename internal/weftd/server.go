@@ -17,6 +17,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/source"
+	"github.com/weftmesh/weft/internal/xds"
 )
 
 // Server is the weftd control plane. Create it with New, bind its ports
@@ -28,6 +29,8 @@ type Server struct {
 	sources  []source.Source
 	registry *prometheus.Registry
 	mux      *http.ServeMux
+
+	xds *xds.Server
 
 	adminLis net.Listener
 	xdsLis   net.Listener
@@ -66,6 +69,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 		s.sources = append(s.sources, src)
 	}
+	s.xds = s.newXDSServer()
 	s.routes()
 	return s, nil
 }
@@ -85,6 +89,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /debug/config", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, dumpConfig(s.store.Snapshot()))
 	})
+	s.mux.Handle("/debug/syncz", s.xds.DebugHandler())
+	s.mux.Handle("/debug/config_dump", s.xds.DebugHandler())
 	s.mux.HandleFunc("GET /debug/registry", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, dumpRegistry(s.store.Snapshot()))
 	})

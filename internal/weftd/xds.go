@@ -3,22 +3,26 @@ package weftd
 import (
 	"context"
 	"net"
+	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"github.com/weftmesh/weft/internal/translate"
+	"github.com/weftmesh/weft/internal/xds"
 )
 
-// serveXDS serves gRPC on lis until ctx ends: the health service now, the
-// ADS services once internal/xds is wired in.
+// newXDSServer builds the ADS server that serves the store's snapshots,
+// translated per proxy.
+func (s *Server) newXDSServer() *xds.Server {
+	return xds.New(xds.Options{
+		Generator:   translate.Generate,
+		Store:       s.store,
+		Debounce:    time.Duration(s.cfg.Debounce),
+		DebounceMax: time.Duration(s.cfg.MaxDebounce),
+		Logger:      s.log.With("component", "xds"),
+		Registerer:  s.registry,
+	})
+}
+
+// serveXDS serves xDS on lis until ctx ends.
 func (s *Server) serveXDS(ctx context.Context, lis net.Listener) error {
-	gs := grpc.NewServer()
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
-	go func() {
-		<-ctx.Done()
-		hs.Shutdown()
-		gs.GracefulStop()
-	}()
-	return gs.Serve(lis)
+	return s.xds.Run(ctx, lis)
 }
