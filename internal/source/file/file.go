@@ -70,6 +70,7 @@ type Options struct {
 type Source struct {
 	opts    Options
 	decodes atomic.Int64
+	started atomic.Bool
 	// files and rootErr are owned by the goroutine running Run.
 	files map[string]*fileState
 	// rootErr is set while the root directory cannot be read.
@@ -94,6 +95,7 @@ func New(opts Options) (*Source, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("file source: Dir is required")
 	}
+	opts.Dir = filepath.Clean(opts.Dir)
 	if opts.Name == "" {
 		opts.Name = DefaultName
 	}
@@ -128,7 +130,7 @@ func (s *Source) Decodes() int64 { return s.decodes.Load() }
 // is done. It returns an error if the directory cannot be read or watched
 // at the start. Run may be called once.
 func (s *Source) Run(ctx context.Context, sink func(*model.SourceState)) error {
-	if s.files != nil {
+	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("file source: Run called twice")
 	}
 	s.files = map[string]*fileState{}
@@ -228,7 +230,7 @@ func (sc *scanner) scan(touched map[string]bool) bool {
 	seenDirs := map[string]bool{}
 	seenFiles := map[string]bool{}
 	changed := false
-	root := filepath.Clean(s.opts.Dir)
+	root := s.opts.Dir
 	walkErr := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if path == root {

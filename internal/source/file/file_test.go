@@ -483,3 +483,17 @@ func TestRootRemoved(t *testing.T) {
 		t.Errorf("no error names the removed directory: %s", sourcetest.Describe(st))
 	}
 }
+
+func TestDirWithTrailingSlash(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a.yaml"), vs("a", 1))
+	src, err := New(Options{Dir: dir + "/", Debounce: 20 * time.Millisecond, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sourcetest.Start(t, src)
+	for gen := 2; gen <= 4; gen++ {
+		write(t, filepath.Join(dir, "a.yaml"), vs("a", gen))
+		r.Wait(fmt.Sprintf("gen %d", gen), func(st *model.SourceState) bool { return hasGen(st, key("a"), gen) })
+	}
+}
