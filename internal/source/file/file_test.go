@@ -221,6 +221,9 @@ func TestOnlyChangedFilesDecoded(t *testing.T) {
 	if find(st, key("a")) != a1 || find(st, key("c")) != c1 {
 		t.Errorf("untouched objects changed pointers")
 	}
+	if n := len(r.States()); n != 2 {
+		t.Errorf("%d states delivered, want 2: touches without content changes must not deliver one", n)
+	}
 }
 
 func TestIgnoredFiles(t *testing.T) {
