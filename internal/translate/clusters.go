@@ -120,7 +120,7 @@ func outboundCluster(t *target, eps endpointSource) *cluster.Cluster {
 	}
 	applyConnectionPool(c, t.policy.pool, t.port.Protocol)
 	applyOutlierDetection(c, t.policy.outlier)
-	applyUpstreamTLS(c, t)
+	applyUpstreamTLS(c, t, eps(t.service.Hostname))
 	return c
 }
 

@@ -6,6 +6,7 @@ import (
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"gopkg.in/yaml.v3"
 )
 
@@ -52,6 +53,15 @@ func TestClustersBookinfoNoRules(t *testing.T) {
 	}
 	if len(c.TransportSocketMatches) != 2 || c.TransportSocketMatches[0].Match.Fields["tlsMode"].GetStringValue() != "istio" {
 		t.Errorf("reviews cluster: want auto mTLS socket matches, got %v", c.TransportSocketMatches)
+	}
+	utc := &tlsv3.UpstreamTlsContext{}
+	if err := c.TransportSocketMatches[0].TransportSocket.GetTypedConfig().UnmarshalTo(utc); err != nil {
+		t.Fatal(err)
+	}
+	sans := utc.CommonTlsContext.GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames()
+	if len(sans) != 1 || sans[0].Matcher.GetExact() != "spiffe://cluster.local/ns/default/sa/bookinfo-reviews" ||
+		utc.Sni != "outbound_.9080_._.reviews.default.svc.cluster.local" {
+		t.Errorf("mTLS: sni %q, SANs %v", utc.Sni, sans)
 	}
 	if got := claAddresses(findCLA(r, c.Name)); len(got) != 3 {
 		t.Errorf("reviews endpoints = %v, want 3", got)

@@ -170,7 +170,7 @@ func endpointMetadata(ep *model.Endpoint) *core.Metadata {
 		"canonical_service": structpb.NewStringValue(canonical),
 	}
 	if ep.ServiceAccount != "" {
-		istio["principal"] = structpb.NewStringValue("spiffe://cluster.local/ns/" + ep.Namespace + "/sa/" + ep.ServiceAccount)
+		istio["principal"] = structpb.NewStringValue(SpiffeID(ep.Namespace, ep.ServiceAccount))
 	}
 	return &core.Metadata{FilterMetadata: map[string]*structpb.Struct{
 		"envoy.transport_socket_match": {Fields: map[string]*structpb.Value{"tlsMode": structpb.NewStringValue(tlsMode)}},

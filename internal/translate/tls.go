@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"sort"
+
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	rawbuffer "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
@@ -33,7 +35,7 @@ var istioALPN = []string{"istio-peer-exchange", "istio"}
 // TLS settings. Without settings, a service inside the mesh gets Istio's
 // auto mTLS: endpoints labelled tlsMode=istio are reached over mesh mTLS,
 // the others in plain text.
-func applyUpstreamTLS(c *cluster.Cluster, t *target) {
+func applyUpstreamTLS(c *cluster.Cluster, t *target, eps []*model.Endpoint) {
 	settings := t.policy.tls
 	if settings == nil {
 		if t.service.MeshExternal || t.service.Resolution == model.ResolutionPassthrough {
@@ -43,7 +45,7 @@ func applyUpstreamTLS(c *cluster.Cluster, t *target) {
 			{
 				Name:            "tlsMode-istio",
 				Match:           &structpb.Struct{Fields: map[string]*structpb.Value{"tlsMode": structpb.NewStringValue(model.TLSModeIstio)}},
-				TransportSocket: istioMutualSocket(istioSNI(t.port.Number, t.subset, t.service.Hostname)),
+				TransportSocket: istioMutualSocket(istioSNI(t.port.Number, t.subset, t.service.Hostname), identities(t, eps)),
 			},
 			{
 				Name:            "tlsMode-disabled",
@@ -55,7 +57,7 @@ func applyUpstreamTLS(c *cluster.Cluster, t *target) {
 	}
 	switch settings.Mode {
 	case networking.ClientTLSSettings_ISTIO_MUTUAL:
-		c.TransportSocket = istioMutualSocket(istioSNI(t.port.Number, t.subset, t.service.Hostname))
+		c.TransportSocket = istioMutualSocket(istioSNI(t.port.Number, t.subset, t.service.Hostname), identities(t, eps))
 	case networking.ClientTLSSettings_SIMPLE, networking.ClientTLSSettings_MUTUAL:
 		c.TransportSocket = tlsSocket(upstreamTLSContext(settings, t.service.Hostname))
 	}
@@ -105,16 +107,52 @@ func upstreamTLSContext(s *networking.ClientTLSSettings, host string) *tls.Upstr
 	return &tls.UpstreamTlsContext{CommonTlsContext: ctx, Sni: sni}
 }
 
+// identities lists the SPIFFE identities of the target's endpoints
+// (those of its subset), sorted: the server certificates a client accepts.
+func identities(t *target, eps []*model.Endpoint) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, ep := range eps {
+		if ep.ServiceAccount == "" || (t.labels != nil && !model.SelectorMatches(t.labels, ep.Labels)) {
+			continue
+		}
+		id := SpiffeID(ep.Namespace, ep.ServiceAccount)
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TrustDomain is the mesh's SPIFFE trust domain.
+const TrustDomain = "cluster.local"
+
+// SpiffeID is the identity of a service account:
+// "spiffe://cluster.local/ns/NS/sa/SA".
+func SpiffeID(namespace, serviceAccount string) string {
+	return "spiffe://" + TrustDomain + "/ns/" + namespace + "/sa/" + serviceAccount
+}
+
 // istioMutualSocket is the client side of mesh mTLS: the workload
-// certificate and the root CA come from SDS secrets "default" and "ROOTCA".
-func istioMutualSocket(sni string) *core.TransportSocket {
+// certificate and the root CA come from SDS secrets "default" and "ROOTCA";
+// the server must present one of the identities (when any are known).
+func istioMutualSocket(sni string, identities []string) *core.TransportSocket {
+	dvc := &tls.CertificateValidationContext{}
+	for _, id := range identities {
+		dvc.MatchTypedSubjectAltNames = append(dvc.MatchTypedSubjectAltNames, &tls.SubjectAltNameMatcher{
+			SanType: tls.SubjectAltNameMatcher_URI,
+			Matcher: &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: id}},
+		})
+	}
 	return tlsSocket(&tls.UpstreamTlsContext{
 		CommonTlsContext: &tls.CommonTlsContext{
 			AlpnProtocols:                  istioALPN,
 			TlsCertificateSdsSecretConfigs: []*tls.SdsSecretConfig{{Name: SecretDefault, SdsConfig: adsSource()}},
 			ValidationContextType: &tls.CommonTlsContext_CombinedValidationContext{
 				CombinedValidationContext: &tls.CommonTlsContext_CombinedCertificateValidationContext{
-					DefaultValidationContext:         &tls.CertificateValidationContext{},
+					DefaultValidationContext:         dvc,
 					ValidationContextSdsSecretConfig: &tls.SdsSecretConfig{Name: SecretRootCA, SdsConfig: adsSource()},
 				},
 			},
