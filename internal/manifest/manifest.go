@@ -225,6 +225,7 @@ func decodeObject(w *walker, source string, root *yaml.Node) *Document {
 		doc.Lines[name] = k.Line
 	}
 
+	peekIdentity(w, fields["metadata"], &meta)
 	apiVersion, ok1 := w.topString(fields, keyLines, "apiVersion", meta.Origin.Line)
 	kind, ok2 := w.topString(fields, keyLines, "kind", meta.Origin.Line)
 	meta.APIVersion, meta.Kind = apiVersion, model.Kind(kind)
@@ -251,9 +252,6 @@ func decodeObject(w *walker, source string, root *yaml.Node) *Document {
 		return doc
 	}
 	w.metadata(md, &meta)
-	if meta.Namespace == "" {
-		meta.Namespace = DefaultNamespace
-	}
 
 	spec := ki.NewSpec()
 	if sn, ok := fields["spec"]; ok {
@@ -280,6 +278,31 @@ func (w *walker) topString(fields map[string]*yaml.Node, keyLines map[string]int
 		return "", false
 	}
 	return n.Value, true
+}
+
+// peekIdentity reads metadata.name and namespace without checking them, so
+// that every diagnostic about the object, even one found before metadata
+// is checked, names it.
+func peekIdentity(w *walker, md *yaml.Node, meta *model.Meta) {
+	meta.Namespace = DefaultNamespace
+	md = w.resolve(md)
+	if md == nil || md.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(md.Content); i += 2 {
+		k, v := w.resolve(md.Content[i]), w.resolve(md.Content[i+1])
+		if k == nil || v == nil || v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
+			continue
+		}
+		switch k.Value {
+		case "name":
+			meta.Name = v.Value
+		case "namespace":
+			if v.Value != "" {
+				meta.Namespace = v.Value
+			}
+		}
+	}
 }
 
 func firstKeyLine(m *yaml.Node) int {

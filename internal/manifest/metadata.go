@@ -71,10 +71,10 @@ func (w *walker) metadata(n *yaml.Node, meta *model.Meta) {
 		case "name":
 			meta.Name = w.metaString(v, path)
 		case "namespace":
-			meta.Namespace = w.metaString(v, path)
-			if meta.Namespace != "" {
-				if err := CheckDNS1123Label(meta.Namespace); err != nil {
-					w.errorAt(v.Line, path, "invalid namespace %q: %v", meta.Namespace, err)
+			if ns := w.metaString(v, path); ns != "" {
+				meta.Namespace = ns
+				if err := CheckDNS1123Label(ns); err != nil {
+					w.errorAt(v.Line, path, "invalid namespace %q: %v", ns, err)
 				}
 			}
 		case "labels":

@@ -18,8 +18,9 @@ import (
 
 const (
 	// maxNodes bounds the YAML nodes visited per document, so that alias
-	// bombs ("billion laughs") cannot exhaust memory or time.
-	maxNodes = 1 << 20
+	// bombs ("billion laughs") cannot exhaust memory or time. Kubernetes
+	// objects are limited to about 1.5 MB, far fewer nodes than this.
+	maxNodes = 100_000
 	// maxDepth bounds nesting (free-form Struct values may nest arbitrarily).
 	maxDepth = 64
 )

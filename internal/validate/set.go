@@ -11,7 +11,8 @@ import (
 
 // Set checks what only a set of objects reveals, on objects that each pass
 // [Object] (it does not repeat per-object checks):
-//   - two objects with the same kind, namespace and name (error);
+//   - two objects with the same kind, namespace and name (warning: the
+//     later replaces the earlier when both are applied);
 //   - a route to a subset that no DestinationRule for its host defines
 //     (warning), and gateways or delegates a VirtualService names that are
 //     not in the set (warning);
@@ -58,7 +59,7 @@ func (s *index) duplicates() model.Diagnostics {
 	for _, c := range s.all {
 		first := s.byKey[objKey(c.Kind, c.Namespace, c.Name)]
 		if first != c {
-			ds = append(ds, model.Errorf(&c.Meta, "metadata.name", "duplicate object: %s %s/%s is also defined at %s", c.Kind, c.Namespace, c.Name, first.Origin))
+			ds = append(ds, model.Warningf(&c.Meta, "metadata.name", "duplicate object: %s %s/%s is also defined at %s; applying both, the later replaces the earlier", c.Kind, c.Namespace, c.Name, first.Origin))
 		}
 	}
 	return ds

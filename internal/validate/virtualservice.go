@@ -38,6 +38,10 @@ var grpcStatuses = map[string]bool{
 	"UNAVAILABLE": true, "DATA_LOSS": true, "UNAUTHENTICATED": true,
 }
 
+// maxPairwise bounds quadratic checks (overlapping hosts); lists longer
+// than this are far beyond real configuration.
+const maxPairwise = 1000
+
 // maxRegexLen mirrors the bound Istio puts on regular expressions (Envoy
 // limits RE2 program size; length is a safe approximation).
 const maxRegexLen = 1024
@@ -81,7 +85,7 @@ func (k *checker) virtualService(vs *networking.VirtualService) {
 			allValid = false
 		}
 	}
-	if allValid {
+	if allValid && len(vs.Hosts) <= maxPairwise {
 		for i := range vs.Hosts {
 			for j := i + 1; j < len(vs.Hosts); j++ {
 				if hostsOverlap(vs.Hosts[i], vs.Hosts[j]) {
@@ -741,8 +745,7 @@ func (k *checker) l4Destinations(p string, ds []*networking.RouteDestination) {
 // a catch-all rule, and rules whose every match repeats an earlier one.
 func (k *checker) unreachableHTTP(routes []*networking.HTTPRoute) {
 	catchAll := -1
-	var seen []*networking.HTTPMatchRequest
-	var seenRule []int
+	seen := map[string]int{} // deterministic encoding of a match (without name) → rule
 	for i, r := range routes {
 		if r == nil {
 			continue
@@ -763,20 +766,16 @@ func (k *checker) unreachableHTTP(routes []*networking.HTTPRoute) {
 			}
 			anon := proto.Clone(m).(*networking.HTTPMatchRequest)
 			anon.Name = ""
-			found := false
-			for s, prev := range seen {
-				if proto.Equal(prev, anon) {
-					k.warnf(idx(fld(p, "match"), j), "match is unused: the same match appears in spec.http[%d]", seenRule[s])
-					found = true
-					break
-				}
+			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(anon)
+			if err != nil {
+				continue
 			}
-			if found {
+			if prev, ok := seen[string(b)]; ok {
+				k.warnf(idx(fld(p, "match"), j), "match is unused: the same match appears in spec.http[%d]", prev)
 				dups++
 				continue
 			}
-			seen = append(seen, anon)
-			seenRule = append(seenRule, i)
+			seen[string(b)] = i
 		}
 		if dups == len(r.Match) {
 			k.warnf(p, "rule is unreachable: all its matches are used by earlier rules")
