@@ -113,26 +113,9 @@ type CA struct {
 
 // New loads or creates the CA described by opts.
 func New(opts Options) (*CA, error) {
-	if opts.TrustDomain == "" {
-		opts.TrustDomain = spiffe.DefaultTrustDomain
-	}
+	opts = withDefaults(opts)
 	if err := spiffe.ValidateTrustDomain(opts.TrustDomain); err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
-	}
-	if opts.RootTTL == 0 {
-		opts.RootTTL = DefaultRootTTL
-	}
-	if opts.Org == "" {
-		opts.Org = DefaultOrg
-	}
-	if opts.DefaultTTL == 0 {
-		opts.DefaultTTL = DefaultWorkloadTTL
-	}
-	if opts.MaxTTL == 0 {
-		opts.MaxTTL = DefaultMaxTTL
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	if opts.DefaultTTL < 0 || opts.MaxTTL < 0 || opts.RootTTL < 0 {
 		return nil, errors.New("ca: negative TTL")
@@ -165,6 +148,29 @@ func New(opts Options) (*CA, error) {
 		pool.AddCert(r)
 	}
 	return &CA{opts: opts, cert: f.Cert, key: f.Key, intermediates: f.Intermediates(), roots: f.Roots, rootPool: pool}, nil
+}
+
+// withDefaults fills the zero fields of opts.
+func withDefaults(opts Options) Options {
+	if opts.TrustDomain == "" {
+		opts.TrustDomain = spiffe.DefaultTrustDomain
+	}
+	if opts.RootTTL == 0 {
+		opts.RootTTL = DefaultRootTTL
+	}
+	if opts.Org == "" {
+		opts.Org = DefaultOrg
+	}
+	if opts.DefaultTTL == 0 {
+		opts.DefaultTTL = DefaultWorkloadTTL
+	}
+	if opts.MaxTTL == 0 {
+		opts.MaxTTL = DefaultMaxTTL
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return opts
 }
 
 // TrustDomain returns the trust domain of identities this CA issues.

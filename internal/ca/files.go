@@ -124,7 +124,7 @@ func (f *Files) Write(dir string) error {
 		data []byte
 		mode os.FileMode
 	}{
-		{CAKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
+		{CAKeyFile, pemBlock("PRIVATE KEY", keyDER), 0o600},
 		{CACertFile, encodeCerts([]*x509.Certificate{f.Cert}), 0o644},
 		{CertChainFile, encodeCerts(f.Chain), 0o644},
 		{RootCertFile, encodeCerts(f.Roots), 0o644},
@@ -264,6 +264,10 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 		return nil, fmt.Errorf("key type %T cannot sign", key)
 	}
 	return s, nil
+}
+
+func pemBlock(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
 
 // encodeCerts PEM-encodes certificates in order.

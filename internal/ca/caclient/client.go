@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
@@ -66,11 +67,15 @@ type Response struct {
 }
 
 // Client calls weftd's certificate service. It is safe for concurrent use.
+//
+// It verifies weftd's certificate with the configured roots until the
+// first certificate is issued, and from then on with the trust bundle of
+// the latest response, so it follows a root rotation of the CA.
 type Client struct {
 	opts  Options
 	conn  *grpc.ClientConn
 	svc   securityv1alpha1.IstioCertificateServiceClient
-	roots *x509.CertPool
+	trust atomic.Pointer[x509.CertPool] // verifies weftd's serving certificate
 }
 
 // New creates a client. With TrustOnFirstUse and no roots it connects to
@@ -96,17 +101,44 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	c := &Client{opts: opts}
+	c.trust.Store(roots)
 	tlsConf := &tls.Config{
 		MinVersion:           tls.VersionTLS12,
-		RootCAs:              roots,
 		ServerName:           opts.ServerName,
 		GetClientCertificate: opts.GetClientCertificate,
+		// The standard verification would pin the roots at construction;
+		// VerifyConnection does the same checks with the current bundle.
+		InsecureSkipVerify: true,
+		VerifyConnection:   c.verifyServer,
 	}
 	conn, err := grpc.NewClient(opts.Address, grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)))
 	if err != nil {
 		return nil, fmt.Errorf("caclient: %w", err)
 	}
-	return &Client{opts: opts, conn: conn, svc: securityv1alpha1.NewIstioCertificateServiceClient(conn), roots: roots}, nil
+	c.conn, c.svc = conn, securityv1alpha1.NewIstioCertificateServiceClient(conn)
+	return c, nil
+}
+
+// verifyServer verifies weftd's certificate chain for ServerName against
+// the current trust bundle.
+func (c *Client) verifyServer(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("caclient: weftd presented no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, ic := range cs.PeerCertificates[1:] {
+		inter.AddCert(ic)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+		DNSName:       c.opts.ServerName,
+		Roots:         c.trust.Load(),
+		Intermediates: inter,
+	})
+	if err != nil {
+		return fmt.Errorf("caclient: weftd's certificate: %w", err)
+	}
+	return nil
 }
 
 // Close closes the connection.
@@ -138,7 +170,16 @@ func (c *Client) Sign(ctx context.Context, csrPEM []byte, ttl time.Duration) (*R
 	if err != nil {
 		return nil, fmt.Errorf("caclient: CreateCertificate: %w", err)
 	}
-	return parseResponse(resp.GetCertChain())
+	r, err := parseResponse(resp.GetCertChain())
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, root := range r.Roots {
+		pool.AddCert(root)
+	}
+	c.trust.Store(pool)
+	return r, nil
 }
 
 // parseResponse splits Istio's response (leaf, intermediates..., root
