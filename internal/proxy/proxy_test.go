@@ -516,3 +516,8 @@ func TestConfigUpdateAndTCPProxy(t *testing.T) {
 		t.Fatalf("after NACK: %q", body)
 	}
 }
+
+type (
+	clusterT = clusterv3.Cluster
+	routeT   = routev3.RouteConfiguration
+)

@@ -250,6 +250,9 @@ func (m *Manager) serveConn(c net.Conn, l *Listener) {
 		m.tcpProxy(conn, c, chain.TCP, info)
 		return
 	}
+	if chain.TLS == nil {
+		conn = &strictConn{Conn: conn}
+	}
 	var hc net.Conn = &serverConn{Conn: conn, chain: chain, info: info}
 	if chain.TLS != nil {
 		info.TLS = true

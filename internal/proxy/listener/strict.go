@@ -1,0 +1,418 @@
+package listener
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// maxHeadBytes is the request head limit (Envoy's 60 KiB default).
+const maxHeadBytes = 60 << 10
+
+// strictConn validates HTTP/1.1 request framing strictly (RFC 9112)
+// before net/http sees any byte: a malformed request head or chunk
+// header gets a 4xx written here and never reaches the router or an
+// upstream. Bytes are released to the reader only once validated.
+type strictConn struct {
+	net.Conn
+	in      []byte // read but not yet validated
+	out     []byte // validated, not yet returned
+	state   strictState
+	remain  int64 // body bytes left (fixed length or current chunk)
+	trailer bool
+	served  int // requests validated on this connection
+	err     error
+	rbuf    []byte
+}
+
+type strictState uint8
+
+const (
+	stHead strictState = iota
+	stFixedBody
+	stChunkSize
+	stChunkData
+	stChunkCRLF
+	stTrailer
+	stPassthrough
+)
+
+// httpError is a framing error with the status to answer.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func bad(msg string) error { return &httpError{400, msg} }
+
+func (c *strictConn) Read(p []byte) (int, error) {
+	for len(c.out) == 0 {
+		if c.err != nil {
+			return 0, c.err
+		}
+		if len(c.in) == 0 {
+			switch c.state {
+			case stPassthrough:
+				return c.Conn.Read(p)
+			case stFixedBody, stChunkData:
+				// Body bytes need no parsing: read them straight through.
+				n, err := c.Conn.Read(p[:min(int64(len(p)), c.remain)])
+				c.remain -= int64(n)
+				if c.remain == 0 {
+					if c.state == stFixedBody {
+						c.state = stHead
+					} else {
+						c.state = stChunkCRLF
+					}
+				}
+				return n, err
+			}
+		}
+		if c.rbuf == nil {
+			c.rbuf = make([]byte, 16<<10)
+		}
+		n, err := c.Conn.Read(c.rbuf)
+		c.in = append(c.in, c.rbuf[:n]...)
+		if perr := c.advance(); perr != nil {
+			c.reject(perr)
+			return 0, c.err
+		}
+		if err != nil {
+			if len(c.out) == 0 {
+				return 0, err
+			}
+			c.err = err
+		}
+	}
+	n := copy(p, c.out)
+	c.out = c.out[n:]
+	if len(c.out) == 0 {
+		c.out = nil
+	}
+	return n, nil
+}
+
+// reject answers a framing error if no earlier request is pending, and
+// ends the connection for net/http.
+func (c *strictConn) reject(err error) {
+	var he *httpError
+	status := 400
+	if errors.As(err, &he) {
+		status = he.status
+	}
+	if len(c.out) == 0 {
+		body := "Bad Request: " + err.Error() + "\n"
+		if status == 431 {
+			body = "Request Header Fields Too Large\n"
+		}
+		resp := "HTTP/1.1 " + strconv.Itoa(status) + " " + statusText(status) + "\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: " +
+			strconv.Itoa(len(body)) + "\r\n\r\n" + body
+		c.Conn.Write([]byte(resp))
+		c.err = io.EOF
+		c.out = nil
+		return
+	}
+	c.err = io.ErrUnexpectedEOF
+}
+
+func statusText(s int) string {
+	switch s {
+	case 431:
+		return "Request Header Fields Too Large"
+	case 501:
+		return "Not Implemented"
+	}
+	return "Bad Request"
+}
+
+// advance validates as much of c.in as possible, moving it to c.out.
+func (c *strictConn) advance() error {
+	for len(c.in) > 0 {
+		switch c.state {
+		case stPassthrough:
+			c.release(len(c.in))
+		case stHead:
+			// Tolerate empty lines before a request (RFC 9112 2.2).
+			if c.in[0] == '\r' && len(c.in) >= 2 && c.in[1] == '\n' {
+				c.release(2)
+				continue
+			}
+			if bytes.HasPrefix(c.in, []byte("PRI * HTTP/2.0")) || len(c.in) < 14 && bytes.HasPrefix([]byte("PRI * HTTP/2.0"), c.in) {
+				if len(c.in) < 14 {
+					return nil
+				}
+				c.state = stPassthrough // h2c prior knowledge
+				continue
+			}
+			end := bytes.Index(c.in, []byte("\r\n\r\n"))
+			if end < 0 {
+				if len(c.in) > maxHeadBytes {
+					return &httpError{431, "request head too large"}
+				}
+				if i := bytes.IndexByte(c.in, '\n'); i >= 0 && (i == 0 || c.in[i-1] != '\r') {
+					return bad("bare LF in request head")
+				}
+				return nil
+			}
+			if end+4 > maxHeadBytes {
+				return &httpError{431, "request head too large"}
+			}
+			next, remain, err := validateHead(c.in[:end+2])
+			if err != nil {
+				return err
+			}
+			c.release(end + 4)
+			c.served++
+			c.state, c.remain = next, remain
+			if next == stFixedBody && remain == 0 {
+				c.state = stHead
+			}
+		case stFixedBody:
+			n := int(min(int64(len(c.in)), c.remain))
+			c.release(n)
+			c.remain -= int64(n)
+			if c.remain == 0 {
+				c.state = stHead
+			}
+		case stChunkSize, stTrailer:
+			i := bytes.Index(c.in, []byte("\r\n"))
+			if i < 0 {
+				if len(c.in) > 4096 {
+					return bad("chunk header too long")
+				}
+				if bytes.IndexByte(c.in, '\n') >= 0 {
+					return bad("bare LF in chunked body")
+				}
+				return nil
+			}
+			line := c.in[:i]
+			if bytes.IndexByte(line, '\n') >= 0 || bytes.IndexByte(line, '\r') >= 0 {
+				return bad("bare CR or LF in chunked body")
+			}
+			if c.state == stTrailer {
+				c.release(i + 2)
+				if i == 0 {
+					c.state = stHead
+				} else if err := validateField(line); err != nil {
+					return err
+				}
+				continue
+			}
+			size, err := parseChunkSize(line)
+			if err != nil {
+				return err
+			}
+			c.release(i + 2)
+			if size == 0 {
+				c.state = stTrailer
+			} else {
+				c.state, c.remain = stChunkData, size
+			}
+		case stChunkData:
+			n := int(min(int64(len(c.in)), c.remain))
+			c.release(n)
+			c.remain -= int64(n)
+			if c.remain == 0 {
+				c.state = stChunkCRLF
+			}
+		case stChunkCRLF:
+			if len(c.in) < 2 {
+				if c.in[0] != '\r' {
+					return bad("chunk data not followed by CRLF")
+				}
+				return nil
+			}
+			if c.in[0] != '\r' || c.in[1] != '\n' {
+				return bad("chunk data not followed by CRLF")
+			}
+			c.release(2)
+			c.state = stChunkSize
+		}
+	}
+	return nil
+}
+
+func (c *strictConn) release(n int) {
+	c.out = append(c.out, c.in[:n]...)
+	c.in = c.in[n:]
+	if len(c.in) == 0 {
+		c.in = c.in[:0]
+	}
+}
+
+func parseChunkSize(line []byte) (int64, error) {
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i] // chunk extensions are ignored
+	}
+	line = bytes.TrimRight(line, " \t")
+	if len(line) == 0 || len(line) > 15 {
+		return 0, bad("invalid chunk size")
+	}
+	var n int64
+	for _, b := range line {
+		var d byte
+		switch {
+		case '0' <= b && b <= '9':
+			d = b - '0'
+		case 'a' <= b && b <= 'f':
+			d = b - 'a' + 10
+		case 'A' <= b && b <= 'F':
+			d = b - 'A' + 10
+		default:
+			return 0, bad("invalid chunk size")
+		}
+		n = n<<4 | int64(d)
+	}
+	return n, nil
+}
+
+func isTchar(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
+}
+
+func validateField(line []byte) error {
+	if len(line) == 0 {
+		return bad("empty header line")
+	}
+	if line[0] == ' ' || line[0] == '\t' {
+		return bad("obsolete line folding")
+	}
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return bad("header line without a name")
+	}
+	for _, b := range line[:colon] {
+		if !isTchar(b) {
+			return bad("invalid character in header name")
+		}
+	}
+	for _, b := range line[colon+1:] {
+		if b < 0x20 && b != '\t' || b == 0x7f {
+			return bad("control character in header value")
+		}
+	}
+	return nil
+}
+
+// validateHead checks a request head (ending in CRLF) and returns how
+// the body is framed.
+func validateHead(head []byte) (strictState, int64, error) {
+	lines := bytes.Split(head[:len(head)-2], []byte("\r\n"))
+	for _, l := range lines {
+		if bytes.IndexByte(l, '\n') >= 0 || bytes.IndexByte(l, '\r') >= 0 {
+			return 0, 0, bad("bare CR or LF in request head")
+		}
+	}
+	rl := lines[0]
+	parts := bytes.Split(rl, []byte(" "))
+	if len(parts) != 3 || len(parts[0]) == 0 || len(parts[1]) == 0 {
+		return 0, 0, bad("malformed request line")
+	}
+	for _, b := range parts[0] {
+		if !isTchar(b) {
+			return 0, 0, bad("invalid method")
+		}
+	}
+	version := string(parts[2])
+	if version != "HTTP/1.1" && version != "HTTP/1.0" {
+		return 0, 0, &httpError{400, "unsupported HTTP version"}
+	}
+	for _, b := range parts[1] {
+		if b <= 0x20 || b == 0x7f || b >= 0x80 {
+			return 0, 0, bad("invalid request target")
+		}
+	}
+	target := string(parts[1])
+	method := string(parts[0])
+	var hosts, cls, tes []string
+	upgrade := false
+	for _, l := range lines[1:] {
+		if err := validateField(l); err != nil {
+			return 0, 0, err
+		}
+		colon := bytes.IndexByte(l, ':')
+		name := strings.ToLower(string(l[:colon]))
+		value := strings.Trim(string(l[colon+1:]), " \t")
+		switch name {
+		case "host":
+			hosts = append(hosts, value)
+		case "content-length":
+			for _, v := range strings.Split(value, ",") {
+				cls = append(cls, strings.Trim(v, " \t"))
+			}
+		case "transfer-encoding":
+			for _, v := range strings.Split(value, ",") {
+				tes = append(tes, strings.ToLower(strings.Trim(v, " \t")))
+			}
+		case "upgrade":
+			upgrade = true
+		}
+	}
+	if version == "HTTP/1.1" && len(hosts) != 1 || len(hosts) > 1 {
+		return 0, 0, bad("exactly one Host header is required")
+	}
+	if len(hosts) == 1 {
+		h := hosts[0]
+		for i := 0; i < len(h); i++ {
+			if b := h[i]; b <= 0x20 || b >= 0x7f || strings.IndexByte(`"<>\^`+"`{|}/?#@", b) >= 0 {
+				return 0, 0, bad("invalid Host header")
+			}
+		}
+	}
+	if i := strings.Index(target, "://"); i > 0 && !strings.HasPrefix(target, "/") {
+		auth := target[i+3:]
+		if j := strings.IndexAny(auth, "/?#"); j >= 0 {
+			auth = auth[:j]
+		}
+		if strings.Contains(auth, "@") {
+			return 0, 0, bad("userinfo in request target")
+		}
+		if len(hosts) == 1 && !strings.EqualFold(hosts[0], auth) {
+			return 0, 0, bad("Host header disagrees with the request target")
+		}
+	} else if !strings.HasPrefix(target, "/") && !(target == "*" && method == "OPTIONS") && method != "CONNECT" {
+		return 0, 0, bad("invalid request target")
+	}
+	if len(tes) > 0 {
+		if version == "HTTP/1.0" {
+			return 0, 0, bad("Transfer-Encoding in HTTP/1.0")
+		}
+		if len(cls) > 0 {
+			return 0, 0, bad("both Content-Length and Transfer-Encoding")
+		}
+		if len(tes) != 1 || tes[0] != "chunked" {
+			return 0, 0, &httpError{501, "unsupported transfer coding"}
+		}
+		if upgrade {
+			return stPassthrough, 0, nil
+		}
+		return stChunkSize, 0, nil
+	}
+	var length int64 = -1
+	for _, v := range cls {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || v == "" || v[0] == '+' {
+			return 0, 0, bad("invalid Content-Length")
+		}
+		if length >= 0 && n != length {
+			return 0, 0, bad("conflicting Content-Length values")
+		}
+		length = n
+	}
+	if upgrade || method == "CONNECT" {
+		return stPassthrough, 0, nil
+	}
+	if length < 0 {
+		length = 0
+	}
+	return stFixedBody, length, nil
+}
