@@ -413,6 +413,13 @@ type inboundPort struct {
 	// port is the workload port (the endpoint's target port).
 	port     uint32
 	protocol model.Protocol
+	// endpoint is where the application listens (a Sidecar ingress
+	// defaultEndpoint); nil means 127.0.0.1:port.
+	endpoint *core.Address
+	// bind, when set, is the address an explicit listener binds for this
+	// port (a Sidecar ingress with captureMode NONE or a bind address);
+	// such ports are not served by the virtual inbound listener.
+	bind string
 }
 
 // inboundPorts finds the workload ports of proxy: for every service
@@ -449,6 +456,10 @@ func inboundClusters(ports []inboundPort) []*cluster.Cluster {
 	out := make([]*cluster.Cluster, 0, len(ports))
 	for _, p := range ports {
 		name := InboundClusterName(p.port)
+		addr := p.endpoint
+		if addr == nil {
+			addr = socketAddress("127.0.0.1", p.port)
+		}
 		c := &cluster.Cluster{
 			Name:                 name,
 			ConnectTimeout:       dur(defaultConnectTimeout),
@@ -456,7 +467,7 @@ func inboundClusters(ports []inboundPort) []*cluster.Cluster {
 			LoadAssignment: &endpoint.ClusterLoadAssignment{
 				ClusterName: name,
 				Endpoints: []*endpoint.LocalityLbEndpoints{{LbEndpoints: []*endpoint.LbEndpoint{{
-					HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: socketAddress("127.0.0.1", p.port)}},
+					HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: addr}},
 				}}}},
 			},
 			CircuitBreakers: &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{{

@@ -28,19 +28,30 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 	r := &Resources{}
 	r.Clusters = outboundClusters(targets, eps, diags)
 	r.Endpoints = loadAssignments(targets, eps, proxy.Metadata[MetadataLocality])
-	if proxy.Type == model.ProxyRouter {
+	switch {
+	case proxy.Generator == model.GeneratorGRPC:
+		r.Clusters = grpcClusters(r.Clusters)
+		r.Listeners = grpcListeners(sc.services)
+		r.Routes = grpcRoutes(sc.services, meshBound(vss), rc)
+	case proxy.Type == model.ProxyRouter:
 		servers := selectGatewayServers(snap, proxy)
 		rc.gateways = gatewayNames(servers)
 		r.Clusters = append(r.Clusters, specialClusters(false)...)
 		r.Listeners = gatewayListeners(servers, vss, rc)
 		r.Routes = gatewayRoutes(servers, vss, rc)
-	} else {
+	default:
 		ports := groupByPort(sc.services)
 		inbound := inboundPorts(snap.Services(), eps, proxy.IPs)
+		if sc.sidecar != nil && len(sc.sidecar.Ingress) > 0 {
+			inbound = sidecarIngressPorts(sc.sidecar.Ingress, proxy, diags)
+		}
 		r.Clusters = append(r.Clusters, specialClusters(true)...)
 		r.Clusters = append(r.Clusters, inboundClusters(inbound)...)
 		r.Listeners = outboundListeners(ports, meshBound(vss), rc, sc)
-		r.Listeners = append(r.Listeners, virtualOutboundListener(sc.registryOnly), virtualInboundListener(inbound))
+		r.Listeners = append(r.Listeners, boundInboundListeners(inbound)...)
+		if !interceptionNone(proxy) {
+			r.Listeners = append(r.Listeners, virtualOutboundListener(sc.registryOnly), virtualInboundListener(capturedPorts(inbound)))
+		}
 		r.Routes = sidecarRoutes(ports, vss, rc, sc)
 	}
 	sortResources(r)

@@ -19,12 +19,15 @@ type scope struct {
 	// registryOnly is true when the Sidecar's outbound traffic policy
 	// sends unknown destinations to BlackHoleCluster.
 	registryOnly bool
+	// sidecar is the Sidecar resource that applies to the proxy, or nil.
+	sidecar *networking.Sidecar
 }
 
 // newScope computes the scope of proxy in snap.
 func newScope(snap *model.Snapshot, proxy *model.Proxy) *scope {
 	sc := &scope{}
 	if sidecar := selectSidecar(snap, proxy); sidecar != nil {
+		sc.sidecar = sidecar
 		for _, eg := range sidecar.Egress {
 			sc.egress = append(sc.egress, eg.Hosts...)
 		}
