@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -90,7 +91,7 @@ func Run(ctx context.Context, env *Env, args []string) int {
 		return 0
 	case errors.As(err, &exit):
 		return exit.Code
-	case errors.As(err, &usage):
+	case errors.As(err, &usage), strings.HasPrefix(err.Error(), "unknown command"):
 		fmt.Fprintf(env.Err, "weft: %v\n", err)
 		return 2
 	default:

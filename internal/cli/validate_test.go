@@ -28,7 +28,7 @@ func TestValidateValidDirectory(t *testing.T) {
 	}
 	// Alternative versions of the same VirtualService (as in Istio's
 	// samples) are duplicate-object warnings, not errors.
-	if !strings.Contains(out, "0 errors, ") || !strings.Contains(out, "(14 files)") || !strings.Contains(out, "duplicate object") {
+	if !strings.Contains(out, "0 errors, ") || !strings.Contains(out, "(15 files)") || !strings.Contains(out, "duplicate object") {
 		t.Errorf("summary: %s", out)
 	}
 }
@@ -101,6 +101,9 @@ func TestValidateUsageAndMissingFiles(t *testing.T) {
 	}
 	if code, _, _ := run(t, "", "validate", "--bogus"); code != 2 {
 		t.Errorf("bad flag: exit %d, want 2", code)
+	}
+	if code, _, errOut := run(t, "", "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Errorf("unknown command: exit %d, stderr %q", code, errOut)
 	}
 	code, out, _ := run(t, "", "validate", "-f", "/nonexistent/x.yaml")
 	if code != 1 || !strings.HasPrefix(out, "/nonexistent/x.yaml: error: cannot read: no such file or directory") {

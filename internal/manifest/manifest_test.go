@@ -226,3 +226,46 @@ func TestLinesFallBackToParent(t *testing.T) {
 		t.Errorf("parentPath mishandles quoted keys")
 	}
 }
+
+func TestDecodeWrappersAndInt64(t *testing.T) {
+	in := `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: d}
+spec:
+  host: d
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        useSourceIp: true
+        maglev: {tableSize: "65537"}
+    outlierDetection:
+      consecutiveGatewayErrors: 5
+      splitExternalLocalOriginErrors: true
+    tls:
+      mode: SIMPLE
+      insecureSkipVerify: true
+`
+	cs, diags := Decode("w.yaml", []byte(in), "")
+	if len(diags) != 0 {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	tp := cs[0].Spec.(*networking.DestinationRule).TrafficPolicy
+	if tp.LoadBalancer.GetConsistentHash().GetMaglev().TableSize != 65537 {
+		t.Errorf("int64 from string: %v", tp.LoadBalancer)
+	}
+	if tp.OutlierDetection.ConsecutiveGatewayErrors.GetValue() != 5 || !tp.Tls.InsecureSkipVerify.GetValue() {
+		t.Errorf("wrappers: %v %v", tp.OutlierDetection, tp.Tls)
+	}
+
+	bad := strings.Replace(in, "consecutiveGatewayErrors: 5", "consecutiveGatewayErrors: {value: 5}", 1)
+	_, diags = Decode("w.yaml", []byte(bad), "")
+	if len(diags) != 1 || diags[0].Field != "spec.trafficPolicy.outlierDetection.consecutiveGatewayErrors" || diags[0].Origin.Line != 12 {
+		t.Errorf("wrapper given as a mapping: %v", diags)
+	}
+	// 32-bit integers are not accepted as strings (Kubernetes' schema says integer).
+	bad = strings.Replace(in, "consecutiveGatewayErrors: 5", "interval: 5s\n      maxEjectionPercent: \"50\"", 1)
+	_, diags = Decode("w.yaml", []byte(bad), "")
+	if len(diags) != 1 || diags[0].Field != "spec.trafficPolicy.outlierDetection.maxEjectionPercent" {
+		t.Errorf("int32 as string: %v", diags)
+	}
+}

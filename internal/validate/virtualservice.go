@@ -279,7 +279,7 @@ func (k *checker) httpMatch(p string, m *networking.HTTPMatchRequest, delegate b
 }
 
 // stringMatch checks a StringMatch: regexes must be valid RE2 (and are not
-// allowed in delegates), prefixes non-empty.
+// allowed in delegates); an empty prefix is suspicious.
 func (k *checker) stringMatch(p string, m *networking.StringMatch, delegate bool) {
 	switch t := m.GetMatchType().(type) {
 	case *networking.StringMatch_Regex:
@@ -290,7 +290,7 @@ func (k *checker) stringMatch(p string, m *networking.StringMatch, delegate bool
 		k.regex(fld(p, "regex"), t.Regex)
 	case *networking.StringMatch_Prefix:
 		if t.Prefix == "" {
-			k.errorf(fld(p, "prefix"), "prefix must not be empty")
+			k.warnf(fld(p, "prefix"), "empty prefix matches everything")
 		}
 	}
 }
