@@ -291,8 +291,11 @@ func learnRoot(ctx context.Context, opts Options) (*x509.Certificate, error) {
 	}
 	defer conn.Close()
 	certs := conn.(*tls.Conn).ConnectionState().PeerCertificates
+	if len(certs) < 2 {
+		return nil, errors.New("caclient: trust on first use: weftd sent no root with its certificate")
+	}
 	root := certs[len(certs)-1]
-	if len(certs) < 2 || !root.IsCA || root.CheckSignatureFrom(root) != nil {
+	if !root.IsCA || root.CheckSignatureFrom(root) != nil {
 		return nil, errors.New("caclient: trust on first use: weftd's chain does not end in a self-signed root")
 	}
 	rp := x509.NewCertPool()

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,12 +186,12 @@ func TestRotationKeepsConnectionsAndServesNewCertToNewHandshakes(t *testing.T) {
 	server := w.rotator(t, productpage, 2*time.Second)
 	client := w.rotator(t, details, time.Hour)
 
-	var sawClient spiffe.ID
+	var sawClient atomic.Pointer[spiffe.ID] // set by the server's handshake goroutine
 	addr := echo(t, server.ServerTLSConfig(func(id spiffe.ID) error {
 		if id != details {
 			return fmt.Errorf("%s may not call productpage", id)
 		}
-		sawClient = id
+		sawClient.Store(&id)
 		return nil
 	}))
 	dial := func() (*tls.Conn, *bufio.Reader) {
@@ -214,8 +215,8 @@ func TestRotationKeepsConnectionsAndServesNewCertToNewHandshakes(t *testing.T) {
 	if got := c1.ConnectionState().PeerCertificates[0].SerialNumber; got.Cmp(old.SerialNumber) != 0 {
 		t.Fatal("first connection did not get the current certificate")
 	}
-	if sawClient != details {
-		t.Errorf("server saw client %v", sawClient)
+	if got := sawClient.Load(); got == nil || *got != details {
+		t.Errorf("server saw client %v", got)
 	}
 
 	waitFor(t, changed, "server certificate rotation")
