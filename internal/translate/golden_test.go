@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 var goldenCases = map[string]map[string]*model.Proxy{
 	"base":            {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11")},
 	"all-v1":          {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11")},
-	"jason-v2":        {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11")},
+	"jason-v2":        {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11"), "productpage-grpc": grpcProxy()},
 	"ratings-delay":   {"reviews-v2": sidecarProxy("reviews", "v2", "10.1.0.14")},
 	"ratings-abort":   {"reviews-v2": sidecarProxy("reviews", "v2", "10.1.0.14")},
 	"shift-50-v3":     {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11")},
@@ -35,6 +35,12 @@ var goldenCases = map[string]map[string]*model.Proxy{
 	"sidecar-scope":   {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11")},
 	"gateway-tls":     {"ingressgateway": gatewayProxy()},
 	"locality":        {"productpage": localitySidecar()},
+}
+
+func grpcProxy() *model.Proxy {
+	p := sidecarProxy("productpage", "v1", "10.1.0.11")
+	p.Generator = model.GeneratorGRPC
+	return p
 }
 
 func localitySidecar() *model.Proxy {

@@ -1,0 +1,163 @@
+package translate_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	xdsgrpc "google.golang.org/grpc/xds"
+
+	"github.com/weftmesh/weft/internal/manifest"
+	"github.com/weftmesh/weft/internal/model"
+	"github.com/weftmesh/weft/internal/translate"
+	"github.com/weftmesh/weft/internal/xds"
+)
+
+// echoServer answers UnaryCall with its name.
+type echoServer struct {
+	testgrpc.UnimplementedTestServiceServer
+	name string
+}
+
+func (s *echoServer) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	return &testgrpc.SimpleResponse{Hostname: s.name}, nil
+}
+
+func serveEcho(t *testing.T, name string) uint32 {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	testgrpc.RegisterTestServiceServer(srv, &echoServer{name: name})
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	return uint32(lis.Addr().(*net.TCPAddr).Port)
+}
+
+const echoConfig = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: echo, namespace: default}
+spec:
+  hosts: [echo.default.svc.cluster.local]
+  addresses: [10.0.0.80]
+  resolution: STATIC
+  ports:
+  - {number: 8080, name: grpc, protocol: GRPC}
+  workloadSelector:
+    labels: {app: echo}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: echo-v1, namespace: default}
+spec:
+  address: 127.0.0.1
+  ports: {grpc: %d}
+  labels: {app: echo, version: v1}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: echo-v2, namespace: default}
+spec:
+  address: 127.0.0.1
+  ports: {grpc: %d}
+  labels: {app: echo, version: v2}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: echo, namespace: default}
+spec:
+  host: echo
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: echo, namespace: default}
+spec:
+  hosts: [echo]
+  http:
+  - match:
+    - headers:
+        x-version: {exact: v2}
+    route:
+    - destination: {host: echo, subset: v2}
+  - route:
+    - destination: {host: echo, subset: v1}
+`
+
+// TestProxylessGRPCClient runs a real grpc-go xDS client against the xDS
+// server serving translate.Generate's output, and checks that it routes
+// calls by the VirtualService to the right backend.
+func TestProxylessGRPCClient(t *testing.T) {
+	v1, v2 := serveEcho(t, "v1"), serveEcho(t, "v2")
+	configs, diags := manifest.Decode("echo.yaml", []byte(fmt.Sprintf(echoConfig, v1, v2)), "test")
+	if len(diags) > 0 {
+		t.Fatal(diags)
+	}
+	store := model.NewStore()
+	store.Update(&model.SourceState{Source: "test", Configs: configs, Synced: true})
+	srv := xds.New(xds.Options{Generator: translate.Generate, Store: store, Debounce: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, lis) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("xDS server: %v", err)
+		}
+	}()
+
+	bootstrap := fmt.Sprintf(`{
+		"xds_servers": [{"server_uri": %q, "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
+		"node": {"id": "sidecar~127.0.0.9~client.default~default.svc.cluster.local", "metadata": {"GENERATOR": "grpc"}}
+	}`, lis.Addr().String())
+	resolver, err := xdsgrpc.NewXDSResolverWithConfigForTesting([]byte(bootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient("xds:///echo.default.svc.cluster.local:8080", grpc.WithResolvers(resolver),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := testgrpc.NewTestServiceClient(conn)
+	call := func(md ...string) string {
+		t.Helper()
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer ccancel()
+		if len(md) > 0 {
+			cctx = metadata.AppendToOutgoingContext(cctx, md...)
+		}
+		resp, err := client.UnaryCall(cctx, &testgrpc.SimpleRequest{}, grpc.WaitForReady(true))
+		if err != nil {
+			t.Fatalf("UnaryCall: %v", err)
+		}
+		return resp.Hostname
+	}
+	for i := 0; i < 3; i++ {
+		if got := call(); got != "v1" {
+			t.Errorf("default route reached %q, want v1", got)
+		}
+		if got := call("x-version", "v2"); got != "v2" {
+			t.Errorf("x-version: v2 reached %q, want v2", got)
+		}
+	}
+}
