@@ -77,7 +77,14 @@ func (r *Report) Write(w io.Writer) error {
 func Check(inputs []Input) Report {
 	rep := Report{Files: len(inputs)}
 	var valid []*model.Config
-	lines := map[*model.Config]manifest.Lines{}
+	// Set reports objects by identity and origin; find their field lines.
+	type where struct {
+		kind      model.Kind
+		namespace string
+		name      string
+		origin    model.Origin
+	}
+	lines := map[where]manifest.Lines{}
 	for _, in := range inputs {
 		for _, doc := range manifest.DecodeDocuments(in.Name, in.Data, "file") {
 			rep.Diagnostics = append(rep.Diagnostics, doc.Diagnostics...)
@@ -88,17 +95,15 @@ func Check(inputs []Input) Report {
 			if doc.Diagnostics.HasErrors() {
 				continue // the spec is incomplete; semantic checks would mislead
 			}
-			lines[doc.Config] = doc.Lines
+			c := doc.Config
+			lines[where{c.Kind, c.Namespace, c.Name, c.Origin}] = doc.Lines
 			valid = append(valid, doc.Config)
 			rep.Diagnostics = append(rep.Diagnostics, locate(Object(doc.Config), doc.Lines)...)
 		}
 	}
 	for _, d := range Set(valid) {
-		for c, l := range lines {
-			if c.Kind == d.Kind && c.Namespace == d.Namespace && c.Name == d.Name && c.Origin == d.Origin {
-				d = locate(model.Diagnostics{d}, l)[0]
-				break
-			}
+		if l, ok := lines[where{d.Kind, d.Namespace, d.Name, d.Origin}]; ok {
+			d = locate(model.Diagnostics{d}, l)[0]
 		}
 		rep.Diagnostics = append(rep.Diagnostics, d)
 	}

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 checking deprecated fields (and warning about them) is the validator's job
+
 package validate
 
 import (
@@ -119,7 +121,7 @@ func (k *checker) outlier(p string, o *networking.OutlierDetection) {
 	}
 	k.duration(fld(p, "baseEjectionTime"), o.BaseEjectionTime)
 	k.duration(fld(p, "interval"), o.Interval)
-	if o.ConsecutiveErrors != 0 { //nolint:staticcheck // validating the deprecated field
+	if o.ConsecutiveErrors != 0 {
 		k.warnf(fld(p, "consecutiveErrors"), "deprecated: use consecutiveGatewayErrors or consecutive5xxErrors")
 	}
 	if !o.SplitExternalLocalOriginErrors && o.ConsecutiveLocalOriginFailures.GetValue() > 0 {
@@ -216,7 +218,7 @@ func (k *checker) loadBalancer(p string, lb *networking.LoadBalancerSettings, ou
 				k.errorf(fld(cp, "httpQueryParameterName"), "must not be empty")
 			}
 		}
-		if ch.MinimumRingSize != 0 { //nolint:staticcheck // validating the deprecated field
+		if ch.MinimumRingSize != 0 {
 			k.warnf(fld(cp, "minimumRingSize"), "deprecated: use ringHash.minimumRingSize")
 			if ch.HashAlgorithm != nil {
 				k.errorf(fld(cp, "minimumRingSize"), "only one of minimumRingSize and maglev/ringHash may be set")

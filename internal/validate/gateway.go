@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 checking deprecated fields (and warning about them) is the validator's job
+
 package validate
 
 import (
@@ -81,7 +83,7 @@ func (k *checker) server(p string, s *networking.Server) {
 				portOK = false
 			}
 		}
-		if s.Port.TargetPort > 0 { //nolint:staticcheck // rejecting the deprecated field
+		if s.Port.TargetPort > 0 {
 			k.errorf(fld(pp, "targetPort"), "targetPort has no effect on gateways")
 		}
 		if s.Port.Name == "" {

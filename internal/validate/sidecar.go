@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 checking deprecated fields (and warning about them) is the validator's job
+
 package validate
 
 import (
@@ -28,7 +30,7 @@ func (k *checker) sidecar(sc *networking.Sidecar) {
 			continue
 		}
 		pp := fld(p, "port")
-		if in.Port.TargetPort > 0 { //nolint:staticcheck // rejecting the deprecated field
+		if in.Port.TargetPort > 0 {
 			k.errorf(fld(pp, "targetPort"), "targetPort has no effect on sidecars")
 		}
 		k.sidecarPort(pp, in.Port)
@@ -87,7 +89,7 @@ func (k *checker) sidecar(sc *networking.Sidecar) {
 			catchAll = true
 		} else {
 			pp := fld(p, "port")
-			if eg.Port.TargetPort > 0 { //nolint:staticcheck // rejecting the deprecated field
+			if eg.Port.TargetPort > 0 {
 				k.errorf(fld(pp, "targetPort"), "targetPort has no effect on sidecars")
 			}
 			if eg.Port.Number == 0 {

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 checking deprecated fields (and warning about them) is the validator's job
+
 package validate
 
 import (
@@ -458,10 +460,10 @@ func (k *checker) fault(p string, f *networking.HTTPFaultInjection) {
 	if d := f.Delay; d != nil {
 		dp := fld(p, "delay")
 		k.percentage(fld(dp, "percentage"), d.Percentage)
-		if d.Percent != 0 { //nolint:staticcheck // validating the deprecated field
+		if d.Percent != 0 {
 			k.warnf(fld(dp, "percent"), "deprecated: use percentage")
-			if d.Percent < 0 || d.Percent > 100 { //nolint:staticcheck
-				k.errorf(fld(dp, "percent"), "must be in the range 0..100, got %d", d.Percent) //nolint:staticcheck
+			if d.Percent < 0 || d.Percent > 100 {
+				k.errorf(fld(dp, "percent"), "must be in the range 0..100, got %d", d.Percent)
 			}
 		}
 		switch t := d.HttpDelayType.(type) {
@@ -701,8 +703,8 @@ func (k *checker) tcpRoute(p string, r *networking.TCPRoute) {
 			continue
 		}
 		k.l4Match(mp, m.DestinationSubnets, m.Port, m.SourceLabels, m.Gateways, m.SourceNamespace)
-		if m.SourceSubnet != "" { //nolint:staticcheck // validating the deprecated field
-			k.err(fld(mp, "sourceSubnet"), checkIPOrCIDR(m.SourceSubnet)) //nolint:staticcheck
+		if m.SourceSubnet != "" {
+			k.err(fld(mp, "sourceSubnet"), checkIPOrCIDR(m.SourceSubnet))
 		}
 	}
 	if len(r.Route) == 0 {
