@@ -2,6 +2,7 @@ package weftd
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -88,7 +89,11 @@ func dumpRegistry(snap *model.Snapshot) registryDump {
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	_ = newJSONEncoder(w).Encode(v)
+}
+
+func newJSONEncoder(w io.Writer) *json.Encoder {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	return enc
 }

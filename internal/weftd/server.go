@@ -17,6 +17,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/source"
+	"github.com/weftmesh/weft/internal/source/memory"
 	"github.com/weftmesh/weft/internal/xds"
 )
 
@@ -27,6 +28,7 @@ type Server struct {
 	log      *slog.Logger
 	store    *model.Store
 	sources  []source.Source
+	api      *memory.Source
 	registry *prometheus.Registry
 	mux      *http.ServeMux
 
@@ -62,6 +64,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Name: "weft_config_diagnostics", Help: "Problems in the configuration input, by severity.",
 	}, []string{"severity"})
 	s.registry.MustRegister(s.configErrors)
+	s.api = memory.New(memory.Options{Name: APISourceName})
+	s.sources = append(s.sources, s.api)
 	if cfg.ConfigDir != "" {
 		src, err := newFileSource(cfg, log)
 		if err != nil {
@@ -89,6 +93,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /debug/config", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, dumpConfig(s.store.Snapshot()))
 	})
+	s.mux.HandleFunc("POST /api/v1/apply", s.handleApply)
+	s.mux.HandleFunc("POST /api/v1/delete", s.handleDelete)
 	s.mux.Handle("/debug/syncz", s.xds.DebugHandler())
 	s.mux.Handle("/debug/config_dump", s.xds.DebugHandler())
 	s.mux.HandleFunc("GET /debug/registry", func(w http.ResponseWriter, r *http.Request) {
@@ -138,9 +144,6 @@ func (s *Server) Run(ctx context.Context) error {
 				errc <- fmt.Errorf("source %s: %w", src.Name(), err)
 			}
 		}()
-	}
-	if len(s.sources) == 0 {
-		s.update(&model.SourceState{Source: "none", Synced: true})
 	}
 
 	admin := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
