@@ -225,12 +225,14 @@ func TestRotationKeepsConnectionsAndServesNewCertToNewHandshakes(t *testing.T) {
 
 	c2, br2 := dial()
 	roundTrip(t, c2, br2, "new connection")
-	got := c2.ConnectionState().PeerCertificates[0].SerialNumber
-	if got.Cmp(old.SerialNumber) == 0 {
+	// The server may rotate again meanwhile (every second or so), so ask
+	// only for a certificate issued no earlier than the first rotation.
+	got := c2.ConnectionState().PeerCertificates[0]
+	if got.SerialNumber.Cmp(old.SerialNumber) == 0 {
 		t.Fatal("new handshake got the old certificate")
 	}
-	if got.Cmp(current.SerialNumber) != 0 && got.Cmp(server.Certificate().Leaf.SerialNumber) != 0 {
-		t.Fatal("new handshake got neither the rotated nor the current certificate")
+	if got.NotAfter.Before(current.NotAfter) {
+		t.Fatalf("new handshake got a certificate expiring %v, before the rotated one (%v)", got.NotAfter, current.NotAfter)
 	}
 
 	// Once the old certificate has expired the connection made with it

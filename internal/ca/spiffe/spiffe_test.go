@@ -60,3 +60,25 @@ func TestFromURIs(t *testing.T) {
 		t.Errorf("FromURIs = %v, %v", id, err)
 	}
 }
+
+// FuzzParse: whatever Parse accepts is valid and formats back to itself.
+func FuzzParse(f *testing.F) {
+	f.Add("spiffe://cluster.local/ns/default/sa/reviews")
+	f.Add("spiffe://cluster.local/ns/default/sa/")
+	f.Add("spiffe://a/ns/b/sa/c/d")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := Parse(s)
+		if err != nil {
+			return
+		}
+		if err := id.Validate(); err != nil {
+			t.Fatalf("Parse(%q) accepted an invalid ID: %v", s, err)
+		}
+		if id.String() != s || id.URL().String() != s {
+			t.Fatalf("Parse(%q) = %v does not format back", s, id)
+		}
+		if again, err := Parse(id.URL().String()); err != nil || again != id {
+			t.Fatalf("URL form of %q does not parse back: %v %v", s, again, err)
+		}
+	})
+}
