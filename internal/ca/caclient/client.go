@@ -229,10 +229,12 @@ func verifyChain(chain, roots []*x509.Certificate, now time.Time) ([][]*x509.Cer
 // secure transport.
 type bearer string
 
+// GetRequestMetadata adds the authorization header.
 func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
 	return map[string]string{"authorization": "Bearer " + string(b)}, nil
 }
 
+// RequireTransportSecurity keeps the token off plaintext connections.
 func (bearer) RequireTransportSecurity() bool { return true }
 
 // loadRoots returns the pool that verifies weftd's serving certificate.
