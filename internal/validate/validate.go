@@ -7,6 +7,18 @@
 // Every diagnostic names the object, the field path and a severity. Errors
 // mark configuration Istio rejects; warnings mark configuration Istio
 // accepts but that is probably not what was meant.
+//
+// The rules follow Istio's pkg/config/validation. Where Weft deliberately
+// differs:
+//   - route weights that do not sum to 100 are a warning (Istio treats
+//     them as relative and accepts any non-negative sum but 0);
+//   - an HTTP route timeout of 0s is accepted (it disables the timeout);
+//   - STATIC ServiceEntries without endpoints or workloadSelector are a
+//     warning (they have no endpoints unless WorkloadEntries appear);
+//   - a JWT rule with both jwks and jwksUri is an error (Istio silently
+//     prefers jwks);
+//   - an empty StringMatch prefix, or an empty uri/scheme/method/authority
+//     match, is a warning (it matches everything).
 package validate
 
 import (
