@@ -14,6 +14,13 @@ import (
 // model.Store.Update with a memory source of ServiceEntry objects, plus a
 // DestinationRule with two subsets for every tenth service.
 func meshOfSize(n, perService int) *model.Snapshot {
+	return meshWithRoutes(n, perService, false)
+}
+
+// meshWithRoutes is meshOfSize, plus, with routes, a VirtualService per
+// service sending "end-user: jason" to subset v2 and the rest to v1, and
+// a DestinationRule with those subsets for every service.
+func meshWithRoutes(n, perService int, routes bool) *model.Snapshot {
 	var configs []*model.Config
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("svc-%04d", i)
@@ -36,7 +43,19 @@ func meshOfSize(n, perService int) *model.Snapshot {
 			Meta: model.Meta{Kind: model.KindServiceEntry, Name: name, Namespace: "default", Source: "memory"},
 			Spec: se,
 		})
-		if i%10 == 0 {
+		if routes {
+			configs = append(configs, &model.Config{
+				Meta: model.Meta{Kind: model.KindVirtualService, Name: name, Namespace: "default", Source: "memory"},
+				Spec: &networking.VirtualService{Hosts: []string{name}, Http: []*networking.HTTPRoute{
+					{
+						Match: []*networking.HTTPMatchRequest{{Headers: map[string]*networking.StringMatch{"end-user": {MatchType: &networking.StringMatch_Exact{Exact: "jason"}}}}},
+						Route: []*networking.HTTPRouteDestination{{Destination: &networking.Destination{Host: name, Subset: "v2"}}},
+					},
+					{Route: []*networking.HTTPRouteDestination{{Destination: &networking.Destination{Host: name, Subset: "v1"}}}},
+				}},
+			})
+		}
+		if i%10 == 0 || routes {
 			configs = append(configs, &model.Config{
 				Meta: model.Meta{Kind: model.KindDestinationRule, Name: name, Namespace: "default", Source: "memory"},
 				Spec: &networking.DestinationRule{Host: name, Subsets: []*networking.Subset{
@@ -57,6 +76,21 @@ func BenchmarkGenerate(b *testing.B) {
 	r := Generate(snap, proxy)
 	if len(r.Clusters) < 1000 || len(r.Endpoints) < 1000 {
 		b.Fatalf("generated %d clusters, %d load assignments", len(r.Clusters), len(r.Endpoints))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		Generate(snap, proxy)
+	}
+}
+
+// BenchmarkGenerateWithRoutes is BenchmarkGenerate with a VirtualService
+// and DestinationRule (two subsets) for each of the 1000 services.
+func BenchmarkGenerateWithRoutes(b *testing.B) {
+	snap := meshWithRoutes(1000, 10, true)
+	proxy := &model.Proxy{Type: model.ProxySidecar, Namespace: "default", Labels: map[string]string{"app": "svc-0000"}, IPs: []string{"10.0.0.2"}}
+	if r := Generate(snap, proxy); len(r.Clusters) < 3000 || len(r.Diagnostics) > 0 {
+		b.Fatalf("generated %d clusters, diagnostics %v", len(r.Clusters), r.Diagnostics)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

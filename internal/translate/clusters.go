@@ -79,10 +79,22 @@ func (t *target) passthroughLB() bool {
 // Istio's defaults) and reported.
 func outboundClusters(targets []target, eps endpointSource, diags *diagnostics) []*cluster.Cluster {
 	out := make([]*cluster.Cluster, 0, len(targets))
+	// Only DestinationRule settings can make a cluster invalid; each
+	// distinct policy is checked once.
+	checked := map[policy]error{}
 	for i := range targets {
 		t := &targets[i]
 		c := outboundCluster(t, eps)
-		if err := validateDeep(c); err != nil {
+		if t.rule == nil {
+			out = append(out, c)
+			continue
+		}
+		err, ok := checked[t.policy]
+		if !ok {
+			err = validateDeep(c)
+			checked[t.policy] = err
+		}
+		if err != nil {
 			field := "spec.trafficPolicy"
 			if t.subset != "" {
 				field = "spec.subsets[" + t.subset + "].trafficPolicy"
@@ -163,7 +175,7 @@ func dnsLoadAssignment(t *target, eps []*model.Endpoint) *endpoint.ClusterLoadAs
 		if t.labels != nil && !model.SelectorMatches(t.labels, ep.Labels) {
 			continue
 		}
-		lbs = append(lbs, lbEndpoint(ep, ep.TargetPort(t.port)))
+		lbs = append(lbs, lbEndpoint(ep, ep.TargetPort(t.port), endpointMetadata(ep)))
 	}
 	if len(lbs) == 0 && eps == nil && t.labels == nil {
 		lbs = append(lbs, &endpoint.LbEndpoint{HostIdentifier: &endpoint.LbEndpoint_Endpoint{

@@ -59,17 +59,19 @@ func (l locality) matches(pattern string) bool {
 // groups get failover priorities or distribute weights.
 func loadAssignments(targets []target, eps endpointSource, proxyLocality string) []*endpoint.ClusterLoadAssignment {
 	var out []*endpoint.ClusterLoadAssignment
+	// An endpoint's metadata is the same in every cluster it is in.
+	md := map[*model.Endpoint]*core.Metadata{}
 	for i := range targets {
 		t := &targets[i]
 		if !t.usesEDS() {
 			continue
 		}
-		out = append(out, loadAssignment(t, eps(t.service.Hostname), proxyLocality))
+		out = append(out, loadAssignment(t, eps(t.service.Hostname), proxyLocality, md))
 	}
 	return out
 }
 
-func loadAssignment(t *target, eps []*model.Endpoint, proxyLocality string) *endpoint.ClusterLoadAssignment {
+func loadAssignment(t *target, eps []*model.Endpoint, proxyLocality string, md map[*model.Endpoint]*core.Metadata) *endpoint.ClusterLoadAssignment {
 	groups := map[string]*endpoint.LocalityLbEndpoints{}
 	var keys []string
 	seen := map[string]bool{}
@@ -93,7 +95,12 @@ func loadAssignment(t *target, eps []*model.Endpoint, proxyLocality string) *end
 			groups[ep.Locality] = g
 			keys = append(keys, ep.Locality)
 		}
-		g.LbEndpoints = append(g.LbEndpoints, lbEndpoint(ep, port))
+		m := md[ep]
+		if m == nil {
+			m = endpointMetadata(ep)
+			md[ep] = m
+		}
+		g.LbEndpoints = append(g.LbEndpoints, lbEndpoint(ep, port, m))
 	}
 	sort.Strings(keys)
 	la := &endpoint.ClusterLoadAssignment{ClusterName: t.name}
@@ -123,7 +130,7 @@ func isIPOrUnix(addr string) bool {
 // lbEndpoint builds one endpoint with the metadata Istio attaches: the
 // transport socket match key tlsMode, and under "istio" the workload's
 // identity for telemetry.
-func lbEndpoint(ep *model.Endpoint, port uint32) *endpoint.LbEndpoint {
+func lbEndpoint(ep *model.Endpoint, port uint32, md *core.Metadata) *endpoint.LbEndpoint {
 	weight := ep.Weight
 	if weight == 0 {
 		weight = 1
@@ -136,7 +143,7 @@ func lbEndpoint(ep *model.Endpoint, port uint32) *endpoint.LbEndpoint {
 		HostIdentifier:      &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: socketAddress(ep.Address, port)}},
 		HealthStatus:        health,
 		LoadBalancingWeight: u32(weight),
-		Metadata:            endpointMetadata(ep),
+		Metadata:            md,
 	}
 }
 

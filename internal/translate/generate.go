@@ -60,14 +60,14 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 }
 
 // meshBound keeps the VirtualServices that apply to sidecars.
-func meshBound(vss []boundVS) []boundVS {
+func meshBound(vss []boundVS) *vsSet {
 	var out []boundVS
 	for _, v := range vss {
 		if v.boundTo([]string{GatewayMesh}) {
 			out = append(out, v)
 		}
 	}
-	return out
+	return newVSSet(out)
 }
 
 func sortResources(r *Resources) {

@@ -50,7 +50,7 @@ func grpcListeners(services []*model.Service) []*listener.Listener {
 // default route), matching every authority, since the client already
 // chose the listener by name. Per-route configs of filters gRPC lacks
 // (CORS) are dropped.
-func grpcRoutes(services []*model.Service, mesh []boundVS, base routeContext) []*route.RouteConfiguration {
+func grpcRoutes(services []*model.Service, mesh *vsSet, base routeContext) []*route.RouteConfiguration {
 	var out []*route.RouteConfiguration
 	for _, svc := range services {
 		if svc.Resolution != model.ResolutionClientSideLB {
@@ -63,7 +63,7 @@ func grpcRoutes(services []*model.Service, mesh []boundVS, base routeContext) []
 			rc := base
 			rc.port = p.Number
 			vh := &route.VirtualHost{Name: GRPCListenerName(svc.Hostname, p.Number), Domains: []string{"*"}}
-			if vs, _ := vsForHost(mesh, svc.Hostname); vs != nil {
+			if vs := mesh.forHost(svc.Hostname); vs != nil {
 				vrc := rc.forVS(vs)
 				vh.Routes = vrc.httpRoutes(vs.vs.Http)
 			}

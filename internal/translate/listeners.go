@@ -23,7 +23,7 @@ import (
 //     tcp_proxy to the service (or its TCP/TLS VirtualService routes);
 //   - "0.0.0.0_PORT" for TCP services without VIP when no HTTP service
 //     claims the port: TLS services by SNI, else the first service.
-func outboundListeners(ports []*portServices, mesh []boundVS, rc routeContext, sc *scope) []*listener.Listener {
+func outboundListeners(ports []*portServices, mesh *vsSet, rc routeContext, sc *scope) []*listener.Listener {
 	var out []*listener.Listener
 	names := map[string]bool{}
 	add := func(l *listener.Listener) {
@@ -159,9 +159,9 @@ func dedupeServerNames(chains []*listener.FilterChain) []*listener.FilterChain {
 // tcpChains builds the filter chains of a TCP service's own listener: SNI
 // chains from TLS routes (for TLS ports), then a default chain from the
 // first applicable TCP route, or to the service's cluster.
-func (rc *routeContext) tcpChains(svc *model.Service, mesh []boundVS) []*listener.FilterChain {
+func (rc *routeContext) tcpChains(svc *model.Service, mesh *vsSet) []*listener.FilterChain {
 	var chains []*listener.FilterChain
-	vs, _ := vsForHost(mesh, svc.Hostname)
+	vs := mesh.forHost(svc.Hostname)
 	if isTLSPort(svc, rc.port) && vs != nil {
 		chains = dedupeServerNames(rc.tlsRouteChains(vs))
 	}
@@ -183,9 +183,9 @@ func (rc *routeContext) tcpChains(svc *model.Service, mesh []boundVS) []*listene
 
 // sniChains builds, for a TLS service on a shared wildcard listener, the
 // chains of its TLS routes plus one matching the service host itself.
-func (rc *routeContext) sniChains(svc *model.Service, mesh []boundVS) []*listener.FilterChain {
+func (rc *routeContext) sniChains(svc *model.Service, mesh *vsSet) []*listener.FilterChain {
 	var chains []*listener.FilterChain
-	if vs, _ := vsForHost(mesh, svc.Hostname); vs != nil {
+	if vs := mesh.forHost(svc.Hostname); vs != nil {
 		chains = rc.tlsRouteChains(vs)
 	}
 	name := OutboundClusterName(rc.port, "", svc.Hostname)

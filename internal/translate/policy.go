@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"strings"
+
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/weftmesh/weft/internal/model"
@@ -20,6 +22,9 @@ type boundRule struct {
 type ruleIndex struct {
 	proxyNamespace string
 	rules          []boundRule
+	// exact indexes rules by exact host; wild lists wildcard rules.
+	exact map[string][]*boundRule
+	wild  []*boundRule
 }
 
 // newRuleIndex indexes the DestinationRules of snap that proxy may use:
@@ -36,6 +41,15 @@ func newRuleIndex(snap *model.Snapshot, proxy *model.Proxy) *ruleIndex {
 			continue
 		}
 		ri.rules = append(ri.rules, boundRule{meta: &c.Meta, namespace: c.Namespace, host: resolveHost(dr.Host, c.Namespace), rule: dr})
+	}
+	ri.exact = map[string][]*boundRule{}
+	for i := range ri.rules {
+		r := &ri.rules[i]
+		if strings.HasPrefix(r.host, "*") {
+			ri.wild = append(ri.wild, r)
+		} else {
+			ri.exact[r.host] = append(ri.exact[r.host], r)
+		}
 	}
 	return ri
 }
@@ -57,8 +71,16 @@ func (ri *ruleIndex) lookupBound(host, serviceNamespace string) *boundRule {
 	}
 	for _, ns := range []string{ri.proxyNamespace, serviceNamespace, RootNamespace} {
 		var best *boundRule
-		for i := range ri.rules {
-			r := &ri.rules[i]
+		for _, r := range ri.exact[host] {
+			if r.namespace == ns {
+				best = r
+				break
+			}
+		}
+		if best != nil {
+			return best
+		}
+		for _, r := range ri.wild {
 			if r.namespace != ns || !hostMatches(r.host, host) {
 				continue
 			}

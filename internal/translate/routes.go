@@ -23,12 +23,7 @@ const (
 // its VirtualService or by the default route), one per VirtualService host
 // that names no service, and a catch-all.
 func sidecarRoutes(ports []*portServices, vss []boundVS, base routeContext, sc *scope) []*route.RouteConfiguration {
-	var mesh []boundVS
-	for _, v := range vss {
-		if v.boundTo([]string{GatewayMesh}) {
-			mesh = append(mesh, v)
-		}
-	}
+	mesh := meshBound(vss)
 	var out []*route.RouteConfiguration
 	for _, ps := range ports {
 		if !ps.hasHTTP() {
@@ -41,7 +36,7 @@ func sidecarRoutes(ports []*portServices, vss []boundVS, base routeContext, sc *
 	return out
 }
 
-func sidecarRouteConfig(ps *portServices, mesh []boundVS, rc routeContext, sc *scope) *route.RouteConfiguration {
+func sidecarRouteConfig(ps *portServices, mesh *vsSet, rc routeContext, sc *scope) *route.RouteConfiguration {
 	seen := map[string]bool{}
 	var vhosts []*route.VirtualHost
 	services := append(append([]*model.Service(nil), ps.http...), ps.sniffed...)
@@ -54,7 +49,7 @@ func sidecarRouteConfig(ps *portServices, mesh []boundVS, rc routeContext, sc *s
 		if len(vh.Domains) == 0 {
 			continue
 		}
-		if vs, _ := vsForHost(mesh, svc.Hostname); vs != nil {
+		if vs := mesh.forHost(svc.Hostname); vs != nil {
 			vrc := rc.forVS(vs)
 			vh.Routes = vrc.httpRoutes(vs.vs.Http)
 		}
@@ -64,7 +59,7 @@ func sidecarRouteConfig(ps *portServices, mesh []boundVS, rc routeContext, sc *s
 		vhosts = append(vhosts, vh)
 	}
 	// VirtualService hosts that name no service still get routes.
-	for _, vs := range mesh {
+	for _, vs := range mesh.list {
 		for _, h := range vs.hosts {
 			if h == "*" || sc.hasServiceMatching(h) || !sc.admits(rc.proxy.Namespace, vs.namespace, h) {
 				continue
@@ -91,6 +86,9 @@ func sidecarRouteConfig(ps *portServices, mesh []boundVS, rc routeContext, sc *s
 
 // hasServiceMatching reports whether a visible service matches host.
 func (sc *scope) hasServiceMatching(host string) bool {
+	if !strings.HasPrefix(host, "*") {
+		return sc.byHost[host] != nil
+	}
 	for _, svc := range sc.services {
 		if hostMatches(host, svc.Hostname) {
 			return true

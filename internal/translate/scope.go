@@ -21,6 +21,8 @@ type scope struct {
 	registryOnly bool
 	// sidecar is the Sidecar resource that applies to the proxy, or nil.
 	sidecar *networking.Sidecar
+	// byHost indexes services by hostname.
+	byHost map[string]*model.Service
 }
 
 // newScope computes the scope of proxy in snap.
@@ -48,6 +50,10 @@ func newScope(snap *model.Snapshot, proxy *model.Proxy) *scope {
 			continue
 		}
 		sc.services = append(sc.services, svc)
+	}
+	sc.byHost = make(map[string]*model.Service, len(sc.services))
+	for _, svc := range sc.services {
+		sc.byHost[svc.Hostname] = svc
 	}
 	return sc
 }
@@ -84,14 +90,7 @@ func (sc *scope) admits(self, ns, host string) bool {
 }
 
 // service returns the visible service with the given hostname, or nil.
-func (sc *scope) service(host string) *model.Service {
-	for _, svc := range sc.services {
-		if svc.Hostname == host {
-			return svc
-		}
-	}
-	return nil
-}
+func (sc *scope) service(host string) *model.Service { return sc.byHost[host] }
 
 // selectSidecar picks the Sidecar resource for proxy Istio's way: one in
 // its namespace whose workloadSelector matches, else one in its namespace

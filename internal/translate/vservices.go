@@ -95,24 +95,55 @@ func newDelegateIndex(snap *model.Snapshot) delegateIndex {
 	return idx
 }
 
-// vsForHost picks, for one service host, the VirtualService that routes
+// vsSet is an ordered set of VirtualServices indexed by host.
+type vsSet struct {
+	list []boundVS
+	// exact maps a host to the first VirtualService naming it exactly.
+	exact map[string]*boundVS
+	// wild lists the VirtualServices with wildcard hosts, in order.
+	wild []*boundVS
+}
+
+func newVSSet(list []boundVS) *vsSet {
+	s := &vsSet{list: list, exact: map[string]*boundVS{}}
+	for i := range list {
+		b := &list[i]
+		hasWild := false
+		for _, h := range b.hosts {
+			if strings.HasPrefix(h, "*") {
+				hasWild = true
+			} else if s.exact[h] == nil {
+				s.exact[h] = b
+			}
+		}
+		if hasWild {
+			s.wild = append(s.wild, b)
+		}
+	}
+	return s
+}
+
+// forHost picks, for one service host, the VirtualService that routes
 // it: the one with the most specific matching host, the earliest in order
 // among equals (Istio uses the oldest; Weft has no creation time and uses
 // namespace/name order).
-func vsForHost(vss []boundVS, host string) (*boundVS, string) {
+func (s *vsSet) forHost(host string) *boundVS {
+	if b := s.exact[host]; b != nil {
+		return b
+	}
 	var best *boundVS
 	var bestHost string
-	for i := range vss {
-		for _, h := range vss[i].hosts {
+	for _, b := range s.wild {
+		for _, h := range b.hosts {
 			if !hostMatches(h, host) {
 				continue
 			}
 			if best == nil || specificity(h) > specificity(bestHost) {
-				best, bestHost = &vss[i], h
+				best, bestHost = b, h
 			}
 		}
 	}
-	return best, bestHost
+	return best
 }
 
 func sortedKeys[V any](m map[string]V) []string {
