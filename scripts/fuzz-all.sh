@@ -5,7 +5,7 @@ fuzztime=${1:-10s}
 cd "$(dirname "$0")/.."
 status=0
 while IFS=: read -r file fn; do
-	pkg=./$(dirname "$file")
+	pkg=$(dirname "$file")
 	echo "fuzz: $pkg $fn for $fuzztime"
 	if ! go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$fuzztime" "$pkg"; then
 		status=1
