@@ -269,3 +269,33 @@ spec:
 		t.Errorf("int32 as string: %v", diags)
 	}
 }
+
+func TestDecodeScalarKinds(t *testing.T) {
+	head := "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  http:\n"
+	ok := head + "  - directResponse: {status: 200, body: {bytes: aGVsbG8=}}\n" +
+		"  - name: 2026-01-02\n    mirrorPercentage: {value: 12.5}\n    match: [{ignoreUriCase: true}]\n    route: [{destination: {host: r}}]\n"
+	cs, diags := Decode("s.yaml", []byte(ok), "")
+	if len(diags) != 0 {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	vs := cs[0].Spec.(*networking.VirtualService)
+	if string(vs.Http[0].DirectResponse.Body.GetBytes()) != "hello" || vs.Http[1].Name != "2026-01-02" || vs.Http[1].MirrorPercentage.Value != 12.5 {
+		t.Errorf("decoded %v", vs.Http)
+	}
+	tests := []struct{ in, field, msg string }{
+		{"  - directResponse: {status: 200, body: {bytes: \"%%%\"}}\n", "spec.http[0].directResponse.body.bytes", "invalid base64"},
+		{"  - match: [{ignoreUriCase: yes}]\n", "spec.http[0].match[0].ignoreUriCase", `expected boolean, got string "yes"`},
+		{"  - mirrorPercentage: {value: high}\n", "spec.http[0].mirrorPercentage.value", "expected number"},
+		{"  - mirrorPercentage: {value: .inf}\n", "spec.http[0].mirrorPercentage.value", "not finite"},
+		{"  - match: [{sourceLabels: [a]}]\n", "spec.http[0].match[0].sourceLabels", "expected a mapping, got a list"},
+		{"  - match: {uri: {exact: /}}\n", "spec.http[0].match", "expected a list, got a mapping"},
+		{"  - route: [{destination: {host: [r]}}]\n", "spec.http[0].route[0].destination.host", "expected string, got a list"},
+		{"  - <<: {name: x}\n", "spec.http[0]", "merge keys"},
+	}
+	for _, tt := range tests {
+		_, diags := Decode("s.yaml", []byte(head+tt.in), "")
+		if len(diags) != 1 || diags[0].Field != tt.field || !strings.Contains(diags[0].Message, tt.msg) {
+			t.Errorf("%q: got %v; want field %s, message containing %q", tt.in, diags, tt.field, tt.msg)
+		}
+	}
+}
