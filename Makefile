@@ -12,9 +12,9 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## demo: run the control plane on the example configuration
+## demo: run bookinfo on a local mesh (weftd, gateway, sidecars; Ctrl-C stops it)
 demo: build
-	$(BIN)/weftd --config-dir examples/
+	$(BIN)/weft demo $(DEMO_FLAGS)
 
 ## test: all tests, then every fuzz target briefly
 test: test-unit fuzz
