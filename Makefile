@@ -36,3 +36,15 @@ $(BIN)/staticcheck:
 
 clean:
 	rm -rf $(BIN)
+
+## bench: every benchmark scenario, writes bench/results/ and BENCHMARKS.md (bench/README.md); not part of test
+## bench-quick: scenario 1 only, short runs (about a minute)
+BENCH_BUILD = bench/install-peers.sh && $(GO) build -o $(BIN)/ ./cmd/weft-proxy ./cmd/weftd ./bench/cmd/...
+.PHONY: bench bench-quick
+bench:
+	$(BENCH_BUILD)
+	taskset -c 1 $(BIN)/weft-bench $(BENCHFLAGS)
+
+bench-quick:
+	$(BENCH_BUILD)
+	taskset -c 1 $(BIN)/weft-bench -quick $(BENCHFLAGS)

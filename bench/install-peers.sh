@@ -11,6 +11,9 @@ BIN="$CACHE/bin"
 CADDY_VERSION=v2.11.9
 FORTIO_VERSION=v1.68.2
 mkdir -p "$BIN"
+# One installer at a time (a second `make bench` waits for the first).
+exec 9>"$CACHE/.install.lock"
+flock 9
 
 need_apt=()
 command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
