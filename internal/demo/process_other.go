@@ -19,8 +19,8 @@ func startChild(name, binary string, args, env []string, logDir string) (*child,
 	return nil, errUnsupported
 }
 
-func (c *child) exited() bool           { return true }
+func (c *child) exited() bool             { return true }
 func (c *child) stop(grace time.Duration) {}
-func (c *child) exitError() error       { return errUnsupported }
+func (c *child) exitError() error         { return errUnsupported }
 
 func findBinary(name, dir string) (string, error) { return "", errUnsupported }
