@@ -28,7 +28,8 @@ func startMesh(t *testing.T) string {
 	t.Helper()
 	cfg := weftd.DefaultConfig()
 	cfg.ConfigDir = root + "/examples"
-	cfg.ListenAddress, cfg.AdminPort, cfg.XDSPort = "127.0.0.1", 0, 0
+	cfg.ListenAddress, cfg.AdminPort, cfg.XDSPort, cfg.SecureXDSPort = "127.0.0.1", 0, 0, 0
+	cfg.CA.Dir = t.TempDir()
 	s, err := weftd.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,8 @@ import (
 func startServer(t *testing.T) (*Server, string) {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.ListenAddress, cfg.AdminPort, cfg.XDSPort = "127.0.0.1", 0, 0
+	cfg.ListenAddress, cfg.AdminPort, cfg.XDSPort, cfg.SecureXDSPort = "127.0.0.1", 0, 0, 0
+	cfg.CA.Dir = t.TempDir()
 	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,12 @@ type Config struct {
 	XDSPort int `json:"xdsPort"`
 	// AdminPort serves /healthz, /metrics and /debug/*. Istio's is 15014.
 	AdminPort int `json:"adminPort"`
+	// SecureXDSPort serves Istio's certificate API
+	// (IstioCertificateService) over TLS. Istio's is 15012; 0 picks a free
+	// port, -1 disables the CA.
+	SecureXDSPort int `json:"secureXdsPort"`
+	// CA configures the certificate authority.
+	CA CAConfig `json:"ca"`
 	// Debounce is how long a configuration change waits for quiet before
 	// a push; MaxDebounce caps the wait under constant churn.
 	Debounce    Duration `json:"debounce"`
@@ -39,6 +45,24 @@ type Config struct {
 	ShutdownTimeout Duration `json:"shutdownTimeout"`
 	// Log configures logging.
 	Log LogConfig `json:"log"`
+}
+
+// CAConfig configures weftd's certificate authority (Istio's citadel).
+type CAConfig struct {
+	// Dir holds the self-signed root, created on first start and reused
+	// after (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem).
+	// Default: $XDG_STATE_HOME/weft/ca, else ~/.local/state/weft/ca.
+	Dir string `json:"dir"`
+	// PluggedDir, when set, holds an existing CA in Istio's cacerts layout
+	// and is used instead of Dir.
+	PluggedDir string `json:"pluggedDir"`
+	// TrustDomain is the SPIFFE trust domain of workload identities.
+	TrustDomain string `json:"trustDomain"`
+	// WorkloadTTL is the lifetime of workload certificates.
+	WorkloadTTL Duration `json:"workloadTTL"`
+	// TokenFile stores the bootstrap tokens workloads prove their identity
+	// with in local mode (hashes only). Default: tokens.json in Dir.
+	TokenFile string `json:"tokenFile"`
 }
 
 // LogConfig configures weftd's structured logs.
@@ -88,6 +112,8 @@ func DefaultConfig() Config {
 	return Config{
 		ConfigDir:       "",
 		XDSPort:         15010,
+		SecureXDSPort:   15012,
+		CA:              CAConfig{TrustDomain: "cluster.local", WorkloadTTL: Duration(24 * time.Hour)},
 		AdminPort:       15014,
 		Debounce:        Duration(100 * time.Millisecond),
 		MaxDebounce:     Duration(10 * time.Second),
@@ -107,8 +133,20 @@ func (c *Config) Validate() error {
 	}
 	port("xdsPort", c.XDSPort)
 	port("adminPort", c.AdminPort)
+	if c.SecureXDSPort != -1 {
+		port("secureXdsPort", c.SecureXDSPort)
+	}
 	if c.XDSPort != 0 && c.XDSPort == c.AdminPort {
 		errs = append(errs, fmt.Errorf("adminPort: %d is also the xdsPort", c.AdminPort))
+	}
+	if c.SecureXDSPort > 0 && (c.SecureXDSPort == c.XDSPort || c.SecureXDSPort == c.AdminPort) {
+		errs = append(errs, fmt.Errorf("secureXdsPort: %d is also used by another port", c.SecureXDSPort))
+	}
+	if c.CA.TrustDomain == "" || strings.ContainsAny(c.CA.TrustDomain, "/:") {
+		errs = append(errs, fmt.Errorf("ca.trustDomain: %q is not a valid trust domain", c.CA.TrustDomain))
+	}
+	if c.CA.WorkloadTTL <= 0 {
+		errs = append(errs, fmt.Errorf("ca.workloadTTL: must be positive, got %s", c.CA.WorkloadTTL))
 	}
 	if c.ConfigDir != "" {
 		if st, err := os.Stat(c.ConfigDir); err != nil {
@@ -175,6 +213,12 @@ func registerFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.ListenAddress, "listen-address", c.ListenAddress, "address to bind the xDS and admin servers to (empty: all interfaces)")
 	fs.IntVar(&c.XDSPort, "xds-port", c.XDSPort, "plaintext xDS (ADS) gRPC port")
 	fs.IntVar(&c.AdminPort, "admin-port", c.AdminPort, "admin HTTP port (/healthz, /metrics, /debug/...)")
+	fs.IntVar(&c.SecureXDSPort, "secure-xds-port", c.SecureXDSPort, "TLS port of the certificate API (IstioCertificateService); -1 disables the CA")
+	fs.StringVar(&c.CA.Dir, "ca-dir", c.CA.Dir, "directory of the self-signed CA, created on first start (default $XDG_STATE_HOME/weft/ca)")
+	fs.StringVar(&c.CA.PluggedDir, "cacerts-dir", c.CA.PluggedDir, "directory of a plugged-in CA in Istio's cacerts layout (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)")
+	fs.StringVar(&c.CA.TrustDomain, "trust-domain", c.CA.TrustDomain, "SPIFFE trust domain of workload identities")
+	fs.Var(&c.CA.WorkloadTTL, "workload-cert-ttl", "lifetime of workload certificates")
+	fs.StringVar(&c.CA.TokenFile, "token-file", c.CA.TokenFile, "file of bootstrap tokens for workload authentication (default tokens.json in the CA directory)")
 	fs.Var(&c.Debounce, "debounce", "quiet period after a change before pushing")
 	fs.Var(&c.MaxDebounce, "max-debounce", "longest a push waits under constant change")
 	fs.Var(&c.FileDebounce, "file-debounce", "quiet period after a file event before re-reading")

@@ -32,13 +32,14 @@ type Server struct {
 	registry *prometheus.Registry
 	mux      *http.ServeMux
 
-	xds *xds.Server
+	xds     *xds.Server
+	citadel *citadel // nil when the CA is disabled
 
 	adminLis net.Listener
 	xdsLis   net.Listener
+	caLis    net.Listener
 
-	snapshotVersion prometheus.GaugeFunc
-	configErrors    *prometheus.GaugeVec
+	configErrors *prometheus.GaugeVec
 }
 
 // New assembles a server from a validated configuration.
@@ -74,6 +75,13 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		s.sources = append(s.sources, src)
 	}
 	s.xds = s.newXDSServer()
+	if cfg.SecureXDSPort != -1 {
+		c, err := newCitadel(cfg, s)
+		if err != nil {
+			return nil, err
+		}
+		s.citadel = c
+	}
 	s.routes()
 	return s, nil
 }
@@ -95,6 +103,10 @@ func (s *Server) routes() {
 	})
 	s.mux.HandleFunc("POST /api/v1/apply", s.handleApply)
 	s.mux.HandleFunc("POST /api/v1/delete", s.handleDelete)
+	if s.citadel != nil {
+		s.mux.HandleFunc("GET /api/v1/ca/root", s.citadel.handleRoot)
+		s.mux.HandleFunc("POST /api/v1/tokens", s.citadel.handleToken)
+	}
 	s.mux.Handle("/debug/syncz", s.xds.DebugHandler())
 	s.mux.Handle("/debug/config_dump", s.xds.DebugHandler())
 	s.mux.HandleFunc("GET /debug/registry", func(w http.ResponseWriter, r *http.Request) {
@@ -115,7 +127,24 @@ func (s *Server) Listen() error {
 		s.adminLis.Close()
 		return fmt.Errorf("xds port: %w", err)
 	}
+	if s.citadel != nil {
+		s.caLis, err = net.Listen("tcp", net.JoinHostPort(s.cfg.ListenAddress, strconv.Itoa(s.cfg.SecureXDSPort)))
+		if err != nil {
+			s.adminLis.Close()
+			s.xdsLis.Close()
+			return fmt.Errorf("secure xds port: %w", err)
+		}
+	}
 	return nil
+}
+
+// SecureAddr returns the bound address of the certificate API, or "" when
+// the CA is disabled; valid after Listen.
+func (s *Server) SecureAddr() string {
+	if s.caLis == nil {
+		return ""
+	}
+	return s.caLis.Addr().String()
 }
 
 // AdminAddr returns the bound admin address; valid after Listen.
@@ -133,7 +162,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(s.sources)+2)
+	errc := make(chan error, len(s.sources)+3)
 
 	for _, src := range s.sources {
 		wg.Add(1)
@@ -159,7 +188,17 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("xds server: %w", err)
 		}
 	}()
-	s.log.Info("weftd started", "admin", s.AdminAddr(), "xds", s.XDSAddr(), "configDir", s.cfg.ConfigDir)
+	caDone := make(chan struct{})
+	go func() {
+		defer close(caDone)
+		if s.citadel == nil {
+			return
+		}
+		if err := s.citadel.run(ctx, s.caLis); err != nil && ctx.Err() == nil {
+			errc <- fmt.Errorf("certificate service: %w", err)
+		}
+	}()
+	s.log.Info("weftd started", "admin", s.AdminAddr(), "xds", s.XDSAddr(), "ca", s.SecureAddr(), "configDir", s.cfg.ConfigDir)
 
 	var runErr error
 	select {
@@ -172,7 +211,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer done()
 	_ = admin.Shutdown(shutdownCtx)
 	waited := make(chan struct{})
-	go func() { wg.Wait(); <-xdsDone; close(waited) }()
+	go func() { wg.Wait(); <-xdsDone; <-caDone; close(waited) }()
 	select {
 	case <-waited:
 	case <-shutdownCtx.Done():

@@ -122,7 +122,8 @@ func TestWeftdServesAndWatchesConfigDir(t *testing.T) {
 	adminPort, xdsPort := freePort(t), freePort(t)
 	admin := fmt.Sprintf("127.0.0.1:%d", adminPort)
 	cmd := exec.Command(bin, "--config-dir", dir, "--listen-address", "127.0.0.1",
-		"--admin-port", fmt.Sprint(adminPort), "--xds-port", fmt.Sprint(xdsPort))
+		"--admin-port", fmt.Sprint(adminPort), "--xds-port", fmt.Sprint(xdsPort),
+		"--secure-xds-port", "0", "--ca-dir", t.TempDir())
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
