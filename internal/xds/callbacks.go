@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -60,7 +61,32 @@ func (c callbacks) OnStreamDeltaRequest(id int64, r *discovery.DeltaDiscoveryReq
 	// records the rejected resources as sent, so they are not resent until
 	// they change.
 	_, err := c.s.onRequest(id, r.GetNode(), r.GetTypeUrl(), r.GetResponseNonce(), r.GetErrorDetail())
+	if err == nil && r.GetResponseNonce() == "" {
+		c.s.noteDeltaSubscription(id, r)
+	}
 	return err
+}
+
+// noteDeltaSubscription records whether a delta stream's first request
+// for a type subscribes by name: such a proxy is sent only changes to
+// the resources it named, so it stays synced while others change.
+func (s *Server) noteDeltaSubscription(id int64, r *discovery.DeltaDiscoveryRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[id]
+	if st == nil || st.ps == nil {
+		return
+	}
+	typeURL := r.GetTypeUrl()
+	if typeURL == "" {
+		typeURL = st.defaultType
+	}
+	ts := st.ps.typeStatus(typeURL)
+	if _, seen := st.sent[typeURL]; seen {
+		return // a later subscription change, not the first request
+	}
+	names := r.GetResourceNamesSubscribe()
+	ts.byName = len(names) > 0 && !slices.Contains(names, "*")
 }
 
 func (c callbacks) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, r *discovery.DeltaDiscoveryResponse) {
@@ -69,7 +95,7 @@ func (c callbacks) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRe
 			d = map[string]*dumpEntry{}
 		}
 		for _, res := range r.GetResources() {
-			d[res.GetName()] = &dumpEntry{name: res.GetName(), any: res.GetResource()}
+			d[res.GetName()] = &dumpEntry{name: res.GetName(), version: res.GetVersion(), any: res.GetResource()}
 		}
 		for _, n := range r.GetRemovedResources() {
 			delete(d, n)
@@ -84,8 +110,9 @@ func (c callbacks) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.Disco
 
 // dumpEntry is one resource last sent to a proxy.
 type dumpEntry struct {
-	name string // empty for state-of-the-world responses
-	any  *anypb.Any
+	name    string // empty for state-of-the-world responses
+	version string // delta: the resource's version (content hash)
+	any     *anypb.Any
 }
 
 // onRequest registers the stream's proxy on its first request and records
@@ -177,7 +204,31 @@ func (ps *proxyState) converged() bool {
 		if ts.Sent == "" {
 			continue
 		}
-		if v, ok := ps.target[u]; ok && ts.Acked != v {
+		if ts.AckedNonce != ts.SentNonce {
+			return false
+		}
+		if !ps.current(u, ts) {
+			return false
+		}
+	}
+	return true
+}
+
+// current reports whether what was last sent of a type is the proxy's
+// current configuration. Server.mu must be held.
+func (ps *proxyState) current(typeURL string, ts *TypeStatus) bool {
+	v, ok := ps.target[typeURL]
+	if !ok || ts.Sent == v {
+		return true
+	}
+	if !ts.byName {
+		return false
+	}
+	// A delta subscription to named resources: current if every resource
+	// it holds has its current content.
+	hashes := ps.targetHashes[typeURL]
+	for name, e := range ps.dump[typeURL] {
+		if hashes[name] != e.version {
 			return false
 		}
 	}

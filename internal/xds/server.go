@@ -32,6 +32,7 @@ import (
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
 	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -131,8 +132,9 @@ type proxyState struct {
 
 	// Guarded by Server.mu.
 	streams      int
-	target       map[string]string // type URL → version of the current snapshot
-	targetModel  uint64            // model version the current snapshot came from
+	target       map[string]string            // type URL → version of the current snapshot
+	targetHashes map[string]map[string]string // type URL → resource name → content hash
+	targetModel  uint64                       // model version the current snapshot came from
 	types        map[string]*TypeStatus
 	dump         map[string]map[string]*dumpEntry // type URL → name → resource last sent
 	pendingSince time.Time                        // first model change not yet acknowledged
@@ -187,7 +189,11 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 		ClassifyDelta: func(r *cache.DeltaRequest) string { return cacheKey(r.GetNode()) },
 		Caches:        map[string]cache.Cache{"ads": s.adsCache, "plain": s.plainCache},
 	}
-	xs := serverv3.NewServer(ctx, mux, callbacks{s})
+	// Ordered ADS: one response queue per stream, so responses leave in
+	// the order the cache produced them (clusters, endpoints, listeners,
+	// routes). Without it go-control-plane picks among ready responses at
+	// random.
+	xs := serverv3.NewServer(ctx, mux, callbacks{s}, sotw.WithOrderedADS(), sotw.WithLogger(cacheLogger{log: s.log}))
 	gopts := append([]grpc.ServerOption{
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
@@ -336,7 +342,7 @@ func (s *Server) update(ps *proxyState, snap *model.Snapshot, changedAt time.Tim
 	s.mu.Lock()
 	live := s.proxies[id] == ps
 	if live {
-		ps.target, ps.targetModel = psnap.versions, snap.Version
+		ps.target, ps.targetHashes, ps.targetModel = psnap.versions, psnap.snap.VersionMap, snap.Version
 		if !changedAt.IsZero() && ps.pendingSince.IsZero() {
 			ps.pendingSince = changedAt
 		}

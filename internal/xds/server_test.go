@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
 	"log/slog"
 	"net"
 	"net/http"

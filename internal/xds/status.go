@@ -40,6 +40,10 @@ type TypeStatus struct {
 	AckedAt    time.Time `json:"ackedAt,omitzero"`
 	// LastNACK is the last rejection, if any.
 	LastNACK *NACK `json:"lastNack,omitempty"`
+
+	// byName is set for delta subscriptions to named resources, which
+	// are sent only changes to those resources.
+	byName bool
 }
 
 // NACK is a response a proxy rejected, with its reason.
@@ -83,7 +87,7 @@ func (s *Server) Status() []ProxyStatus {
 				ts.State = StateNotSent
 			case ts.LastNACK != nil && ts.LastNACK.Nonce == ts.SentNonce:
 				ts.State = StateNACKed
-			case ts.AckedNonce == ts.SentNonce && (ts.Current == "" || ts.Acked == ts.Current):
+			case ts.AckedNonce == ts.SentNonce && ps.current(u, &ts):
 				ts.State = StateSynced
 			default:
 				ts.State = StateStale
