@@ -82,6 +82,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 		s.citadel = c
 	}
+	// Until each source has read its input, the snapshot is not synced
+	// and /healthz answers 503.
+	for _, src := range s.sources {
+		s.store.Update(&model.SourceState{Source: src.Name()})
+	}
 	s.routes()
 	return s, nil
 }
