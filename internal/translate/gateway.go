@@ -168,7 +168,19 @@ func gatewayListeners(servers []gatewayServer, vss []boundVS, rc routeContext) [
 			case s.protocol().IsTLS() && !s.terminatesTLS():
 				chains = append(chains, prc.passthroughChains(s, vss)...)
 			default:
-				chains = append(chains, prc.gatewayTCPChains(s, vss)...)
+				tcp := prc.gatewayTCPChains(s, vss)
+				if s.terminatesTLS() {
+					// TLS terminated here, then proxied as TCP.
+					for _, fc := range tcp {
+						fc.FilterChainMatch = &listener.FilterChainMatch{ServerNames: s.sniHosts()}
+						fc.TransportSocket = downstreamTLSSocket(s.server.Tls)
+						if err := validateDeep(fc); err != nil {
+							rc.diags.errorf(s.meta, fmt.Sprintf("spec.servers[%d].tls", s.index), "server left out, Envoy would reject its TLS settings: %v", err)
+							tcp = nil
+						}
+					}
+				}
+				chains = append(chains, tcp...)
 			}
 		}
 		chains = dedupeServerNames(chains)

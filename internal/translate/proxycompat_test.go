@@ -57,10 +57,11 @@ func TestWeftProxyAcceptsGeneratedConfig(t *testing.T) {
 			}
 			for _, l := range r.Listeners {
 				if _, err := listener.Compile(l, listener.Deps{}); err != nil {
-					if strings.Contains(err.Error(), "tls_certificates") && strings.Contains(protojson.Format(l), `"filename"`) {
+					if (strings.Contains(err.Error(), "tls_certificates") && strings.Contains(protojson.Format(l), `"filename"`)) ||
+						strings.Contains(err.Error(), "SDS certificates are not supported yet") {
 						// Known gap: weft-proxy loads inline certificates only,
-						// Gateways name certificate files.
-						t.Logf("%s: weft-proxy cannot load file certificates yet: %v", name, err)
+						// Gateways name certificate files or SDS secrets.
+						t.Logf("%s: weft-proxy cannot load gateway certificates yet: %v", name, err)
 						continue
 					}
 					t.Errorf("%s: %v", name, err)

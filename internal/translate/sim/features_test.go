@@ -166,4 +166,8 @@ func TestGatewayTLS(t *testing.T) {
 	if _, err := s.Run(sim.Request{Protocol: sim.TLS, SNI: "other.example.com", Address: "10.1.0.100", Port: 8443}); err == nil {
 		t.Error("unknown SNI accepted")
 	}
+	res = run(t, s, sim.Request{Protocol: sim.TLS, SNI: "db.example.com", Address: "10.1.0.100", Port: 9443})
+	if res.Cluster != "outbound|27017||mongodb.default.svc.cluster.local" || !res.TerminatesTLS {
+		t.Errorf("TLS-terminated TCP: %+v", res)
+	}
 }

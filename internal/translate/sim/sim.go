@@ -86,6 +86,8 @@ type Result struct {
 	// RedirectTo describes a redirect ("scheme://host:port/path", parts
 	// omitted when unchanged).
 	RedirectTo string
+	// TerminatesTLS is true when the filter chain terminates TLS.
+	TerminatesTLS bool
 	// RouteEntry is the matched route, for further assertions.
 	RouteEntry *route.Route
 	// Endpoints are the addresses of the cluster's endpoints.
@@ -143,6 +145,7 @@ func (s *Simulator) Run(req Request) (*Result, error) {
 		return res, fmt.Errorf("listener %s: no filter chain matches", l.Name)
 	}
 	res.FilterChain = fc.Name
+	res.TerminatesTLS = fc.TransportSocket != nil
 	for _, f := range fc.Filters {
 		msg, err := f.GetTypedConfig().UnmarshalNew()
 		if err != nil {
