@@ -52,6 +52,7 @@ group and gets SIGTERM, then SIGKILL after --stop-grace.`,
 	f.StringVar(&opts.StateDir, "state-dir", "", "directory for the generated configuration and the logs (default: a new temporary directory)")
 	f.IntVar(&opts.GatewayPort, "gateway-port", 8080, "port of the bookinfo Gateway server, bound by the ingress gateway")
 	f.IntVar(&opts.XDSPort, "xds-port", 15010, "weftd's xDS port on 127.0.0.1")
+	f.IntVar(&opts.SecureXDSPort, "secure-xds-port", 15012, "weftd's certificate (TLS) port on 127.0.0.1")
 	f.IntVar(&opts.AdminPort, "weftd-port", 15014, "weftd's admin port on 127.0.0.1 (debug pages, metrics, apply API)")
 	f.IntVar(&opts.ProxyAdminPort, "proxy-admin-port", 15000, "each proxy's admin port, on its own address")
 	f.IntVar(&opts.ProxyReadyPort, "proxy-ready-port", 15021, "each proxy's readiness port (/healthz/ready), on its own address")

@@ -37,9 +37,10 @@ type Options struct {
 	// GatewayPort is the bookinfo Gateway's server port, bound by the
 	// ingress gateway on all interfaces (default 8080).
 	GatewayPort int
-	// XDSPort and AdminPort are weftd's ports on 127.0.0.1 (default 15010
+	// XDSPort, SecureXDSPort and AdminPort are weftd's plaintext xDS,
+	// certificate (TLS) and admin ports on 127.0.0.1 (default 15010, 15012
 	// and 15014).
-	XDSPort, AdminPort int
+	XDSPort, SecureXDSPort, AdminPort int
 	// ProxyAdminPort, ProxyReadyPort and ProxyStatsPort are each proxy's
 	// admin, /healthz/ready and /stats/prometheus ports, on the proxy's
 	// own loopback address (default 15000, 15021, 15090).
@@ -61,6 +62,7 @@ func (o *Options) setDefaults() {
 	}
 	def(&o.GatewayPort, 8080)
 	def(&o.XDSPort, 15010)
+	def(&o.SecureXDSPort, 15012)
 	def(&o.AdminPort, 15014)
 	def(&o.ProxyAdminPort, 15000)
 	def(&o.ProxyReadyPort, 15021)
@@ -83,7 +85,7 @@ func (o *Options) validate() error {
 		name string
 		v    int
 	}{
-		{"gateway port", o.GatewayPort}, {"xDS port", o.XDSPort}, {"weftd admin port", o.AdminPort},
+		{"gateway port", o.GatewayPort}, {"xDS port", o.XDSPort}, {"secure xDS port", o.SecureXDSPort}, {"weftd admin port", o.AdminPort},
 		{"proxy admin port", o.ProxyAdminPort}, {"proxy ready port", o.ProxyReadyPort}, {"proxy stats port", o.ProxyStatsPort},
 	}
 	seen := map[int]string{}
@@ -258,6 +260,7 @@ func Start(ctx context.Context, opts Options) (_ *Demo, err error) {
 	if err := d.start("weftd", bins["weftd"], []string{
 		"--config-dir", d.info.ConfigDir, "--listen-address", "127.0.0.1",
 		"--xds-port", strconv.Itoa(opts.XDSPort), "--admin-port", strconv.Itoa(opts.AdminPort),
+		"--secure-xds-port", strconv.Itoa(opts.SecureXDSPort), "--ca-dir", filepath.Join(opts.StateDir, "ca"),
 	}, nil); err != nil {
 		return nil, err
 	}
@@ -508,7 +511,7 @@ func (d *Demo) Stop() {
 // checkPortsFree fails early, naming the address, when a port the demo
 // needs is taken (another demo still running, say).
 func (d *Demo) checkPortsFree() error {
-	addrs := []string{d.info.XDS, d.info.WeftdAdmin, hostPort("0.0.0.0", uint32(d.opts.GatewayPort))}
+	addrs := []string{d.info.XDS, d.info.WeftdAdmin, hostPort("127.0.0.1", uint32(d.opts.SecureXDSPort)), hostPort("0.0.0.0", uint32(d.opts.GatewayPort))}
 	for _, w := range Workloads() {
 		for _, p := range []int{d.opts.ProxyAdminPort, d.opts.ProxyReadyPort, d.opts.ProxyStatsPort} {
 			addrs = append(addrs, hostPort(w.Address, uint32(p)))
