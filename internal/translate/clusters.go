@@ -225,6 +225,7 @@ func applyLoadBalancer(c *cluster.Cluster, lb *networking.LoadBalancerSettings) 
 			c.LbPolicy = cluster.Cluster_LEAST_REQUEST
 		}
 	}
+	applyWarmup(c, lb)
 	if ll := lb.LocalityLbSetting; ll != nil && len(ll.Distribute) > 0 && (ll.Enabled == nil || ll.Enabled.Value) {
 		if c.CommonLbConfig == nil {
 			c.CommonLbConfig = &cluster.Cluster_CommonLbConfig{}
@@ -232,6 +233,25 @@ func applyLoadBalancer(c *cluster.Cluster, lb *networking.LoadBalancerSettings) 
 		c.CommonLbConfig.LocalityConfigSpecifier = &cluster.Cluster_CommonLbConfig_LocalityWeightedLbConfig_{
 			LocalityWeightedLbConfig: &cluster.Cluster_CommonLbConfig_LocalityWeightedLbConfig{},
 		}
+	}
+}
+
+// applyWarmup sets Envoy's slow start for round robin and least request
+// balancing from warmup (or the older warmupDurationSecs).
+func applyWarmup(c *cluster.Cluster, lb *networking.LoadBalancerSettings) {
+	window := lb.GetWarmup().GetDuration()
+	if window == nil {
+		window = lb.GetWarmupDurationSecs()
+	}
+	if window == nil || window.AsDuration() <= 0 {
+		return
+	}
+	slow := &cluster.Cluster_SlowStartConfig{SlowStartWindow: window}
+	switch c.LbPolicy {
+	case cluster.Cluster_ROUND_ROBIN:
+		c.LbConfig = &cluster.Cluster_RoundRobinLbConfig_{RoundRobinLbConfig: &cluster.Cluster_RoundRobinLbConfig{SlowStartConfig: slow}}
+	case cluster.Cluster_LEAST_REQUEST:
+		c.LbConfig = &cluster.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &cluster.Cluster_LeastRequestLbConfig{SlowStartConfig: slow}}
 	}
 }
 

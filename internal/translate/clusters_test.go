@@ -103,7 +103,7 @@ spec:
       tcp: {maxConnections: 1, connectTimeout: 3s, tcpKeepalive: {time: 60s, interval: 10s, probes: 3}}
       http: {http1MaxPendingRequests: 1, maxRequestsPerConnection: 1, http2MaxRequests: 7, maxRetries: 4, idleTimeout: 30s}
     outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 3m, maxEjectionPercent: 100}
-    loadBalancer: {simple: ROUND_ROBIN}
+    loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 30s}
     portLevelSettings:
     - port: {number: 8000}
       loadBalancer: {simple: RANDOM}
@@ -132,6 +132,12 @@ func TestClustersDestinationRule(t *testing.T) {
 	}
 	if c.LbPolicy != cluster.Cluster_RANDOM {
 		t.Errorf("port-level lb = %v, want RANDOM", c.LbPolicy)
+	}
+	if c.LbConfig != nil {
+		t.Errorf("port-level lb without warmup keeps a slow start config: %v", c.LbConfig)
+	}
+	if other := findCluster(r, "outbound|8000||httpbin.default.svc.cluster.local"); other == nil {
+		t.Fatal("missing cluster")
 	}
 	if c.OutlierDetection.Consecutive_5Xx.Value != 1 || c.OutlierDetection.EnforcingConsecutive_5Xx.Value != 100 {
 		t.Errorf("outlier = %v", c.OutlierDetection)

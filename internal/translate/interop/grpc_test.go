@@ -1,4 +1,4 @@
-package translate_test
+package interop_test
 
 import (
 	"context"

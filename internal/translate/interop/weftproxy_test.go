@@ -1,4 +1,4 @@
-package translate_test
+package interop_test
 
 import (
 	"os"
@@ -22,7 +22,7 @@ import (
 // for every corpus case with weft-proxy's own listener, route and cluster
 // compilers: what the control plane emits, the data plane must load.
 func TestWeftProxyAcceptsGeneratedConfig(t *testing.T) {
-	dirs, err := filepath.Glob("../../testdata/translate/*")
+	dirs, err := filepath.Glob("../../../testdata/translate/*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestWeftProxyAcceptsGeneratedConfig(t *testing.T) {
 	for _, dir := range dirs {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 		if filepath.Base(dir) != "base" {
-			files = append(files, "../../testdata/translate/base/bookinfo.yaml")
+			files = append(files, "../../../testdata/translate/base/bookinfo.yaml")
 		}
 		var configs []*model.Config
 		for _, f := range files {
