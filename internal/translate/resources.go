@@ -1,5 +1,24 @@
 // Package translate turns the mesh model into Envoy v3 resources for one
 // proxy. Its generators are pure functions of (snapshot, proxy).
+//
+// [Generate] follows Istio's conventions, so that Envoy, weft-proxy and
+// tools written for Istio see familiar configuration:
+//
+//   - clusters "outbound|PORT|SUBSET|HOST" per service port and
+//     DestinationRule subset (EDS, STRICT_DNS or ORIGINAL_DST by the
+//     service's resolution), "inbound|PORT||" to the local application,
+//     PassthroughCluster, BlackHoleCluster, InboundPassthroughCluster;
+//   - sidecar listeners "virtualOutbound" (15001, use_original_dst) and
+//     "virtualInbound" (15006), and per port "0.0.0.0_PORT" (HTTP, RDS
+//     route configuration "PORT") or "VIP_PORT" (TCP), not bound;
+//   - gateway listeners "0.0.0.0_PORT" with route configurations
+//     "http.PORT" and "https.PORT.PORTNAME.GATEWAY.NAMESPACE";
+//   - for proxyless gRPC clients, api_listeners and route configurations
+//     named "HOST:PORT".
+//
+// Configuration that cannot be translated into something Envoy accepts is
+// left out and reported in [Resources.Diagnostics]. Package sim evaluates
+// the output with Envoy's matching rules for tests.
 package translate
 
 import (
