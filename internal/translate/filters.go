@@ -41,7 +41,8 @@ type hcmOptions struct {
 }
 
 // httpConnectionManager builds the HCM network filter: codec AUTO
-// (HTTP/1.1 and h2c), the fault, CORS and router HTTP filters.
+// (HTTP/1.1 and h2c), WebSocket upgrades, the fault, CORS and router HTTP
+// filters.
 func httpConnectionManager(o hcmOptions) *listener.Filter {
 	m := &hcm.HttpConnectionManager{
 		CodecType:  hcm.HttpConnectionManager_AUTO,
@@ -52,6 +53,8 @@ func httpConnectionManager(o hcmOptions) *listener.Filter {
 			httpFilter(filterRouter, &routerv3.Router{}),
 		},
 		UseRemoteAddress: wrapBool(o.edge),
+		// Istio lets WebSocket upgrades through every HTTP listener.
+		UpgradeConfigs: []*hcm.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}},
 	}
 	if o.inline != nil {
 		m.RouteSpecifier = &hcm.HttpConnectionManager_RouteConfig{RouteConfig: o.inline}
