@@ -45,7 +45,10 @@ step: either every object is applied or, if any is rejected, none is.
 The input is checked locally first (strict decoding and each object's
 semantic rules), so mistakes are reported with file, line, object and field
 before anything is sent. Objects applied this way live in weftd's "api"
-source; "weft delete -f" with the same files removes them.
+source; "weft delete -f" with the same files removes them. Several files are
+sent as one request so that they apply atomically; weftd then records their
+origin as "weft-apply" and the line in the joined input (diagnostics are
+mapped back to each file and line).
 
 PATH is a file, a directory (searched recursively for *.yaml and *.yml) or
 - for standard input. The exit status is 1 if anything was rejected.`
