@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weftmesh/weft/internal/manifest"
 	"github.com/weftmesh/weft/internal/model"
@@ -40,6 +42,25 @@ func startWeftd(t *testing.T, configDir string) string {
 			t.Errorf("weftd Run: %v", err)
 		}
 	})
+	// Wait until the configuration directory has been read.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var dump struct {
+			Synced bool `json:"synced"`
+		}
+		resp, err := http.Get("http://" + s.AdminAddr() + "/debug/config")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&dump)
+			resp.Body.Close()
+		}
+		if err == nil && dump.Synced {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("weftd not synced after 20s (%v)", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	return s.AdminAddr()
 }
 
