@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -40,6 +41,7 @@ func main() {
 		generator = flag.String("generator", "translate", "in process: translate (the real translator) or fixture (a minimal one)")
 		debounce  = flag.Duration("debounce", xds.DefaultDebounce, "in process: push debounce quiet period")
 		profile   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		memprof   = flag.String("memprofile", "", "write a heap profile to this file once the change has settled")
 	)
 	flag.StringVar(&cfg.Target, "target", "", "xDS server address (host:port); empty runs one in process")
 	flag.IntVar(&cfg.Clients, "clients", 100, "simulated proxies")
@@ -59,6 +61,22 @@ func main() {
 			os.Exit(1)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memprof != "" {
+		cfg.Settled = func(phase string) {
+			if phase != "change" {
+				return
+			}
+			f, err := os.Create(*memprof)
+			if err == nil {
+				runtime.GC()
+				err = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "weft-xds-load: heap profile:", err)
+			}
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+	"unique"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -46,13 +47,13 @@ func (c callbacks) OnStreamRequest(id int64, r *discovery.DiscoveryRequest) erro
 }
 
 func (c callbacks) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, r *discovery.DiscoveryResponse) {
-	c.s.onResponse(id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce(), func(d map[string]*dumpEntry) map[string]*dumpEntry {
+	c.s.onResponse(id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce(), func(d *typeDump) {
 		// State of the world: the response replaces what was sent before.
-		out := make(map[string]*dumpEntry, len(r.GetResources()))
+		d.delta = nil
+		d.sotw = make([]unique.Handle[string], len(r.GetResources()))
 		for i, a := range r.GetResources() {
-			out[fmt.Sprintf("#%06d", i)] = &dumpEntry{any: a}
+			d.sotw[i] = unique.Make(string(a.GetValue()))
 		}
-		return out
 	})
 }
 
@@ -90,17 +91,17 @@ func (s *Server) noteDeltaSubscription(id int64, r *discovery.DeltaDiscoveryRequ
 }
 
 func (c callbacks) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, r *discovery.DeltaDiscoveryResponse) {
-	c.s.onResponse(id, r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), func(d map[string]*dumpEntry) map[string]*dumpEntry {
-		if d == nil {
-			d = map[string]*dumpEntry{}
+	c.s.onResponse(id, r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), func(d *typeDump) {
+		d.sotw = nil
+		if d.delta == nil {
+			d.delta = map[string]deltaEntry{}
 		}
 		for _, res := range r.GetResources() {
-			d[res.GetName()] = &dumpEntry{name: res.GetName(), version: res.GetVersion(), any: res.GetResource()}
+			d.delta[res.GetName()] = deltaEntry{version: res.GetVersion(), value: unique.Make(string(res.GetResource().GetValue()))}
 		}
 		for _, n := range r.GetRemovedResources() {
-			delete(d, n)
+			delete(d.delta, n)
 		}
-		return d
 	})
 }
 
@@ -108,11 +109,33 @@ func (c callbacks) OnFetchRequest(context.Context, *discovery.DiscoveryRequest) 
 
 func (c callbacks) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}
 
-// dumpEntry is one resource last sent to a proxy.
-type dumpEntry struct {
-	name    string // empty for state-of-the-world responses
-	version string // delta: the resource's version (content hash)
-	any     *anypb.Any
+// typeDump holds the resources of one type last sent to a proxy. Their
+// encodings are interned: they share memory with the snapshots' copies.
+type typeDump struct {
+	typeURL string
+	// sotw is the last state-of-the-world response's resources.
+	sotw []unique.Handle[string]
+	// delta maps name to resource for delta streams.
+	delta map[string]deltaEntry
+}
+
+// deltaEntry is a resource sent on a delta stream.
+type deltaEntry struct {
+	version string // content hash
+	value   unique.Handle[string]
+}
+
+// resources returns the resources, state of the world in response order,
+// delta by name.
+func (d *typeDump) resources() []*anypb.Any {
+	out := make([]*anypb.Any, 0, len(d.sotw)+len(d.delta))
+	for _, h := range d.sotw {
+		out = append(out, &anypb.Any{TypeUrl: d.typeURL, Value: []byte(h.Value())})
+	}
+	for _, n := range sortedKeys(d.delta) {
+		out = append(out, &anypb.Any{TypeUrl: d.typeURL, Value: []byte(d.delta[n].value.Value())})
+	}
+	return out
 }
 
 // onRequest registers the stream's proxy on its first request and records
@@ -172,7 +195,7 @@ func (s *Server) onRequest(id int64, node *core.Node, typeURL, nonce string, nac
 
 // onResponse records a response sent on a stream; update turns the
 // proxy's record of resources of that type into the new one.
-func (s *Server) onResponse(id int64, typeURL, version, nonce string, update func(map[string]*dumpEntry) map[string]*dumpEntry) {
+func (s *Server) onResponse(id int64, typeURL, version, nonce string, update func(*typeDump)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[id]
@@ -182,7 +205,12 @@ func (s *Server) onResponse(id int64, typeURL, version, nonce string, update fun
 	st.sent[typeURL] = sentResponse{nonce: nonce, version: version}
 	ts := st.ps.typeStatus(typeURL)
 	ts.Sent, ts.SentNonce, ts.SentAt = version, nonce, time.Now()
-	st.ps.dump[typeURL] = update(st.ps.dump[typeURL])
+	d := st.ps.dump[typeURL]
+	if d == nil {
+		d = &typeDump{typeURL: typeURL}
+		st.ps.dump[typeURL] = d
+	}
+	update(d)
 	s.m.pushes.WithLabelValues(TypeName(typeURL)).Inc()
 }
 
@@ -214,6 +242,14 @@ func (ps *proxyState) converged() bool {
 	return true
 }
 
+// deltaEntries returns the delta resources; d may be nil.
+func (d *typeDump) deltaEntries() map[string]deltaEntry {
+	if d == nil {
+		return nil
+	}
+	return d.delta
+}
+
 // current reports whether what was last sent of a type is the proxy's
 // current configuration. Server.mu must be held.
 func (ps *proxyState) current(typeURL string, ts *TypeStatus) bool {
@@ -227,7 +263,7 @@ func (ps *proxyState) current(typeURL string, ts *TypeStatus) bool {
 	// A delta subscription to named resources: current if every resource
 	// it holds has its current content.
 	hashes := ps.targetHashes[typeURL]
-	for name, e := range ps.dump[typeURL] {
+	for name, e := range ps.dump[typeURL].deltaEntries() {
 		if hashes[name] != e.version {
 			return false
 		}

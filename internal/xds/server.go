@@ -91,6 +91,9 @@ type Server struct {
 
 	// ctx is Run's context, set before serving.
 	ctx context.Context
+	// genSlots bounds concurrent generation (pushes and first
+	// configurations of new proxies alike) to Options.Workers.
+	genSlots chan struct{}
 
 	// cacheMu serializes changes of the caches' snapshots with proxy
 	// (de)registration, so that a departed proxy's snapshot is never set
@@ -136,8 +139,8 @@ type proxyState struct {
 	targetHashes map[string]map[string]string // type URL → resource name → content hash
 	targetModel  uint64                       // model version the current snapshot came from
 	types        map[string]*TypeStatus
-	dump         map[string]map[string]*dumpEntry // type URL → name → resource last sent
-	pendingSince time.Time                        // first model change not yet acknowledged
+	dump         map[string]*typeDump // type URL → resources last sent
+	pendingSince time.Time            // first model change not yet acknowledged
 }
 
 // New returns a server with the given options. Missing optional settings
@@ -156,11 +159,12 @@ func New(opts Options) *Server {
 		opts.Logger = slog.Default()
 	}
 	s := &Server{
-		opts:    opts,
-		log:     opts.Logger,
-		m:       newMetrics(opts.Registerer),
-		streams: map[int64]*stream{},
-		proxies: map[string]*proxyState{},
+		opts:     opts,
+		log:      opts.Logger,
+		m:        newMetrics(opts.Registerer),
+		streams:  map[int64]*stream{},
+		proxies:  map[string]*proxyState{},
+		genSlots: make(chan struct{}, opts.Workers),
 	}
 	cl := cacheLogger{log: opts.Logger}
 	s.adsCache = cache.NewSnapshotCache(true, cache.IDHash{}, cl)
@@ -318,11 +322,13 @@ func (s *Server) update(ps *proxyState, snap *model.Snapshot, changedAt time.Tim
 		return
 	}
 	id := ps.proxy.ID
+	s.genSlots <- struct{}{}
 	res, err := s.generate(snap, ps.proxy)
 	var psnap *proxySnapshot
 	if err == nil {
 		psnap, err = buildSnapshot(res)
 	}
+	<-s.genSlots
 	ps.generated, ps.modelVer = true, snap.Version
 	if err != nil {
 		s.m.inconsistent.Inc()
@@ -383,7 +389,7 @@ func (s *Server) register(st *stream, p *model.Proxy) (*proxyState, bool) {
 		}
 		ps = &proxyState{
 			proxy: p, cache: c, connectedAt: time.Now(),
-			types: map[string]*TypeStatus{}, dump: map[string]map[string]*dumpEntry{},
+			types: map[string]*TypeStatus{}, dump: map[string]*typeDump{},
 		}
 		s.proxies[p.ID] = ps
 		s.m.connected.Inc()

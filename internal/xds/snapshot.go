@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"unique"
+	"unsafe"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -14,6 +16,9 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/weftmesh/weft/internal/translate"
 )
@@ -46,6 +51,38 @@ type proxySnapshot struct {
 	// versions maps type URL to the version of that type's resources: a
 	// hash of their names and content, so it changes exactly when they do.
 	versions map[string]string
+	// pins keeps the interned encodings of the resources alive, so that
+	// proxies with identical resources keep sharing one copy.
+	pins []unique.Handle[string]
+}
+
+// rawResource returns a message that marshals to exactly b, sharing one
+// interned copy of b among all proxies whose resource has the same
+// encoding. Snapshots hold resources in this form: a proxy's generated
+// objects are garbage once encoded, identical resources of different
+// proxies take memory once, and go-control-plane's marshaling of a
+// response becomes a copy.
+func rawResource(b []byte) (*emptypb.Empty, unique.Handle[string]) {
+	h := unique.Make(string(b))
+	s := h.Value()
+	m := &emptypb.Empty{}
+	// The unknown fields are only ever read (appended to an output
+	// buffer by the marshaler), so aliasing the immutable string is safe.
+	m.ProtoReflect().SetUnknown(protoreflect.RawFields(unsafe.Slice(unsafe.StringData(s), len(s))))
+	return m, h
+}
+
+// decodeResource decodes a snapshot resource back into its Envoy type.
+func decodeResource(typeURL string, r types.Resource) (proto.Message, error) {
+	mt, err := protoregistry.GlobalTypes.FindMessageByURL(typeURL)
+	if err != nil {
+		return nil, err
+	}
+	m := mt.New().Interface()
+	if err := proto.Unmarshal(r.ProtoReflect().GetUnknown(), m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // buildSnapshot turns generated resources into a cache snapshot with
@@ -114,6 +151,7 @@ func buildSnapshot(res *translate.Resources) (*proxySnapshot, error) {
 	}
 
 	ps := &proxySnapshot{snap: &cache.Snapshot{VersionMap: map[string]map[string]string{}}, versions: map[string]string{}}
+	opts := proto.MarshalOptions{Deterministic: true}
 	for _, typeURL := range typeURLs {
 		items := map[string]types.ResourceWithTTL{}
 		hashes := map[string]string{}
@@ -125,13 +163,17 @@ func buildSnapshot(res *translate.Resources) (*proxySnapshot, error) {
 			if _, dup := items[name]; dup {
 				return nil, fmt.Errorf("two %s resources named %q", TypeName(typeURL), name)
 			}
-			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+			b, err := opts.Marshal(r)
 			if err != nil {
 				return nil, fmt.Errorf("%s resource %q: %w", TypeName(typeURL), name, err)
 			}
+			raw, pin := rawResource(b)
+			ps.pins = append(ps.pins, pin)
+			items[name] = types.ResourceWithTTL{Resource: raw}
+			// The same hash go-control-plane computes (cache.HashResource),
+			// so versions in delta responses match the version map.
 			sum := sha256.Sum256(b)
-			items[name] = types.ResourceWithTTL{Resource: r}
-			hashes[name] = hex.EncodeToString(sum[:12])
+			hashes[name] = hex.EncodeToString(sum[:])
 		}
 		v := typeVersion(hashes)
 		ps.versions[typeURL] = v

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weftmesh/weft/internal/model"
 )
@@ -145,18 +146,14 @@ func (s *Server) serveConfigDump(w http.ResponseWriter, r *http.Request) {
 	ps := s.proxies[id]
 	var proxy *model.Proxy
 	type typed struct {
-		url     string
-		entries []*dumpEntry
+		url       string
+		resources []*anypb.Any
 	}
 	var all []typed
 	if ps != nil {
 		proxy = ps.proxy
 		for _, u := range sortedTypeURLs(ps.dump) {
-			t := typed{url: u}
-			for _, k := range sortedKeys(ps.dump[u]) {
-				t.entries = append(t.entries, ps.dump[u][k])
-			}
-			all = append(all, t)
+			all = append(all, typed{url: u, resources: ps.dump[u].resources()})
 		}
 	}
 	s.mu.Unlock()
@@ -167,10 +164,10 @@ func (s *Server) serveConfigDump(w http.ResponseWriter, r *http.Request) {
 	dump := ConfigDump{Proxy: proxy, Resources: map[string][]json.RawMessage{}}
 	for _, t := range all {
 		list := []json.RawMessage{}
-		for _, e := range t.entries {
-			b, err := protojson.Marshal(e.any)
+		for _, a := range t.resources {
+			b, err := protojson.Marshal(a)
 			if err != nil { // type not linked into this binary
-				b, _ = json.Marshal(map[string]any{"@type": e.any.GetTypeUrl(), "value": e.any.GetValue(), "error": err.Error()})
+				b, _ = json.Marshal(map[string]any{"@type": a.GetTypeUrl(), "value": a.GetValue(), "error": err.Error()})
 			}
 			list = append(list, b)
 		}

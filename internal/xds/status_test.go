@@ -11,7 +11,7 @@ func TestCurrentForNamedDeltaSubscription(t *testing.T) {
 	ps := &proxyState{
 		target:       map[string]string{eds: "v2"},
 		targetHashes: map[string]map[string]string{eds: {"a": "ha2", "b": "hb1"}},
-		dump:         map[string]map[string]*dumpEntry{eds: {"b": {name: "b", version: "hb1"}}},
+		dump:         map[string]*typeDump{eds: {typeURL: eds, delta: map[string]deltaEntry{"b": {version: "hb1"}}}},
 	}
 	// Wildcard: only the type version counts.
 	if ps.current(eds, &TypeStatus{Sent: "v1"}) {
@@ -24,7 +24,7 @@ func TestCurrentForNamedDeltaSubscription(t *testing.T) {
 	if !ps.current(eds, &TypeStatus{Sent: "v1", byName: true}) {
 		t.Error("named subscription holding only unchanged b not current")
 	}
-	ps.dump[eds]["a"] = &dumpEntry{name: "a", version: "ha1"}
+	ps.dump[eds].delta["a"] = deltaEntry{version: "ha1"}
 	if ps.current(eds, &TypeStatus{Sent: "v1", byName: true}) {
 		t.Error("named subscription holding an old a counted current")
 	}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unique"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -70,7 +71,7 @@ type typeState struct {
 	nonce     string // last received
 	requested bool
 	names     []string // subscribed names (EDS, RDS)
-	resources map[string]*anypb.Any
+	resources map[string]held
 	responses int
 }
 
@@ -80,7 +81,7 @@ func (c *Client) state(typeURL string) *typeState {
 	}
 	ts := c.types[typeURL]
 	if ts == nil {
-		ts = &typeState{resources: map[string]*anypb.Any{}}
+		ts = &typeState{resources: map[string]held{}}
 		c.types[typeURL] = ts
 	}
 	return ts
@@ -117,7 +118,26 @@ func (c *Client) Names(typeURL string) []string {
 func (c *Client) Resource(typeURL, name string) *anypb.Any {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.state(typeURL).resources[name]
+	h, ok := c.state(typeURL).resources[name]
+	if !ok {
+		return nil
+	}
+	return h.any()
+}
+
+// held is a resource the client holds. Its encoding is interned: many
+// simulated clients in one process share one copy of equal resources.
+type held struct {
+	typeURL string
+	value   unique.Handle[string]
+}
+
+func hold(a *anypb.Any) held {
+	return held{typeURL: a.GetTypeUrl(), value: unique.Make(string(a.GetValue()))}
+}
+
+func (h held) any() *anypb.Any {
+	return &anypb.Any{TypeUrl: h.typeURL, Value: []byte(h.value.Value())}
 }
 
 // Run opens the stream on conn and serves it until ctx ends (returning
@@ -185,9 +205,9 @@ func (c *Client) runSotW(ctx context.Context, ads discovery.AggregatedDiscoveryS
 		ts.nonce = resp.GetNonce()
 		if nack == nil {
 			ts.version = resp.GetVersionInfo()
-			ts.resources = make(map[string]*anypb.Any, len(resp.GetResources()))
+			ts.resources = make(map[string]held, len(resp.GetResources()))
 			for i, n := range ev.Names {
-				ts.resources[n] = resp.GetResources()[i]
+				ts.resources[n] = hold(resp.GetResources()[i])
 			}
 		}
 		c.mu.Unlock()
@@ -243,14 +263,15 @@ func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscovery
 		if nack == nil {
 			ts.version = resp.GetSystemVersionInfo()
 			for _, r := range resp.GetResources() {
-				ts.resources[r.GetName()] = r.GetResource()
+				ts.resources[r.GetName()] = hold(r.GetResource())
 			}
 			for _, n := range resp.GetRemovedResources() {
 				delete(ts.resources, n)
 			}
 			if t == resource.ClusterType || t == resource.ListenerType {
 				all = make(map[string]types.Resource, len(ts.resources))
-				for n, a := range ts.resources {
+				for n, h := range ts.resources {
+					a := h.any()
 					m, err := a.UnmarshalNew()
 					if err != nil {
 						nack = fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)

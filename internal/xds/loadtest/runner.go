@@ -33,6 +33,10 @@ type Config struct {
 	Timeout time.Duration
 	// DialOptions are added to each client's connection options.
 	DialOptions []grpc.DialOption
+	// Settled, if set, is called when a phase ("initial", "change") has
+	// settled, with the clients still connected (to take a heap profile,
+	// say).
+	Settled func(phase string)
 }
 
 // Result is the outcome of a load run.
@@ -176,6 +180,9 @@ func Run(ctx context.Context, cfg Config, change func(context.Context) error) (*
 		return nil, fmt.Errorf("initial configuration: %w", err)
 	}
 	res.Initial = readyAt.Sub(begin)
+	if cfg.Settled != nil {
+		cfg.Settled("initial")
+	}
 
 	counting.Store(true)
 	t0 := time.Now()
@@ -192,6 +199,9 @@ func Run(ctx context.Context, cfg Config, change func(context.Context) error) (*
 		return n
 	}
 	err := settled(func() bool { return updated() == cfg.Clients })
+	if err == nil && cfg.Settled != nil {
+		cfg.Settled("change")
+	}
 	if cerr := clientErr(); err != nil && cerr != nil {
 		return nil, cerr
 	}
