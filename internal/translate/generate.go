@@ -50,9 +50,12 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 		r.Listeners = outboundListeners(ports, meshBound(vss), rc, sc)
 		r.Listeners = append(r.Listeners, boundInboundListeners(inbound)...)
 		if !interceptionNone(proxy) {
-			r.Listeners = append(r.Listeners, virtualOutboundListener(sc.registryOnly), virtualInboundListener(capturedPorts(inbound)))
+			r.Listeners = append(r.Listeners, virtualOutboundListener(sc.registryOnly), virtualInboundListener(capturedPorts(inbound), newMTLSPolicy(snap, proxy)))
 		}
 		r.Routes = sidecarRoutes(ports, vss, rc, sc)
+	}
+	if proxy.Generator != model.GeneratorGRPC {
+		applySecurity(r.Listeners, newSecurityFilters(snap, proxy, diags), proxy.Type == model.ProxyRouter)
 	}
 	sortResources(r)
 	r.Diagnostics = diags.sorted()

@@ -35,6 +35,10 @@ var goldenCases = map[string]map[string]*model.Proxy{
 	"sidecar-scope":   {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11")},
 	"gateway-tls":     {"ingressgateway": gatewayProxy()},
 	"locality":        {"productpage": localitySidecar()},
+	"peer-authentication": {
+		"reviews-v2": sidecarProxy("reviews", "v2", "10.1.0.14"),
+		"ratings-v1": sidecarProxy("ratings", "v1", "10.1.0.16"),
+	},
 }
 
 func grpcProxy() *model.Proxy {

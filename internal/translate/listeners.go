@@ -292,11 +292,12 @@ func virtualOutboundListener(registryOnly bool) *listener.Listener {
 	}
 }
 
-// virtualInboundListener receives inbound connections: a filter chain per
+// virtualInboundListener receives inbound connections: filter chains per
 // workload port (HTTP through an inline route to "inbound|PORT||", TCP by
-// tcp_proxy, unknown protocols sniffed), and a passthrough chain for
-// other ports.
-func virtualInboundListener(ports []inboundPort) *listener.Listener {
+// tcp_proxy, unknown protocols sniffed; mesh mTLS terminated and/or plain
+// text by the port's PeerAuthentication mode), and passthrough chains for
+// other ports (by the workload-wide mode).
+func virtualInboundListener(ports []inboundPort, pol mtlsPolicy) *listener.Listener {
 	l := &listener.Listener{
 		Name:             VirtualInboundListener,
 		Address:          anyAddress(InboundPort),
@@ -317,6 +318,34 @@ func virtualInboundListener(ports []inboundPort) *listener.Listener {
 			}
 		}
 		tcpChain := &listener.FilterChain{Name: cl + "-tcp", FilterChainMatch: match(nil), Filters: []*listener.Filter{tcpProxy(cl, []weightedCluster{{name: cl}})}}
+		mode := pol.forPort(p.port)
+		if mode != mtlsDisable {
+			// Mesh mTLS: terminated here, then HTTP or TCP as the port says
+			// (HTTP is not sniffed inside TLS).
+			mc := &listener.FilterChain{
+				Name:             cl + "-mtls",
+				FilterChainMatch: mtlsMatch(p.port, mode),
+				TransportSocket:  inboundMTLSSocket(p.protocol.IsHTTP()),
+				Filters:          tcpChain.Filters,
+			}
+			if p.protocol.IsHTTP() {
+				mc.Filters = httpChain(nil, "").Filters
+			}
+			l.FilterChains = append(l.FilterChains, mc)
+		}
+		if mode == mtlsPermissive {
+			// Envoy does not backtrack once a chain matched the transport
+			// protocol: TLS without the mesh ALPN (the application's own
+			// TLS) needs a chain of its own, passing it through.
+			l.FilterChains = append(l.FilterChains, &listener.FilterChain{
+				Name:             cl + "-tls",
+				FilterChainMatch: &listener.FilterChainMatch{DestinationPort: u32(p.port), TransportProtocol: "tls"},
+				Filters:          tcpChain.Filters,
+			})
+		}
+		if mode == mtlsStrict {
+			continue
+		}
 		switch {
 		case p.protocol.IsHTTP():
 			l.FilterChains = append(l.FilterChains, httpChain(nil, ""))
@@ -330,11 +359,41 @@ func virtualInboundListener(ports []inboundPort) *listener.Listener {
 	if sniff {
 		l.ListenerFilters = append(l.ListenerFilters, httpInspector())
 	}
-	l.FilterChains = append(l.FilterChains, &listener.FilterChain{
-		Name:    "InboundPassthroughFilterChain",
-		Filters: []*listener.Filter{tcpProxy(InboundPassthroughCluster, []weightedCluster{{name: InboundPassthroughCluster}})},
-	})
+	passthrough := tcpProxy(InboundPassthroughCluster, []weightedCluster{{name: InboundPassthroughCluster}})
+	if pol.mode != mtlsDisable {
+		l.FilterChains = append(l.FilterChains, &listener.FilterChain{
+			Name:             "InboundPassthroughFilterChain-mtls",
+			FilterChainMatch: mtlsMatch(0, pol.mode),
+			TransportSocket:  inboundMTLSSocket(false),
+			Filters:          []*listener.Filter{passthrough},
+		})
+	}
+	if pol.mode == mtlsPermissive {
+		l.FilterChains = append(l.FilterChains, &listener.FilterChain{
+			Name:             "InboundPassthroughFilterChain-tls",
+			FilterChainMatch: &listener.FilterChainMatch{TransportProtocol: "tls"},
+			Filters:          []*listener.Filter{passthrough},
+		})
+	}
+	if pol.mode != mtlsStrict {
+		l.FilterChains = append(l.FilterChains, &listener.FilterChain{
+			Name:    "InboundPassthroughFilterChain",
+			Filters: []*listener.Filter{passthrough},
+		})
+	}
+	if hasTLSChains(l.FilterChains) {
+		l.ListenerFilters = append(l.ListenerFilters, tlsInspector())
+	}
 	return l
+}
+
+func hasTLSChains(chains []*listener.FilterChain) bool {
+	for _, c := range chains {
+		if c.GetFilterChainMatch().GetTransportProtocol() == "tls" {
+			return true
+		}
+	}
+	return false
 }
 
 // inboundRoute is the inline route configuration of an inbound HTTP port:

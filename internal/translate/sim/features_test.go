@@ -171,3 +171,57 @@ func TestGatewayTLS(t *testing.T) {
 		t.Errorf("TLS-terminated TCP: %+v", res)
 	}
 }
+
+func ratingsProxy() *model.Proxy {
+	return &model.Proxy{Type: model.ProxySidecar, Namespace: "default", Workload: "ratings-v1",
+		Labels: map[string]string{"app": "ratings", "version": "v1"}, IPs: []string{"10.1.0.16"}}
+}
+
+var meshALPN = []string{"istio-peer-exchange", "istio"}
+
+func TestInboundMTLSModes(t *testing.T) {
+	inbound := func(p sim.Protocol, alpn []string) sim.Request {
+		return sim.Request{Listener: "virtualInbound", Protocol: p, ALPN: alpn, Port: 9080, Host: "svc:9080"}
+	}
+	// No PeerAuthentication: PERMISSIVE, both plain text and mesh mTLS.
+	s := simulate(t, "base", reviewsV2())
+	if res := run(t, s, inbound(sim.HTTP, nil)); res.TerminatesTLS || res.Cluster != "inbound|9080||" {
+		t.Errorf("permissive plain text: %+v", res)
+	}
+	if res := run(t, s, inbound(sim.HTTPS, meshALPN)); !res.TerminatesTLS || res.Cluster != "inbound|9080||" {
+		t.Errorf("permissive mTLS: %+v", res)
+	}
+	// An application's own TLS (no mesh ALPN) is not terminated.
+	if res := run(t, s, sim.Request{Listener: "virtualInbound", Protocol: sim.TLS, ALPN: []string{"h2"}, Port: 7777}); res.TerminatesTLS {
+		t.Errorf("application TLS terminated by the sidecar: %+v", res)
+	}
+
+	// Namespace STRICT: plain text is refused.
+	s = simulate(t, "peer-authentication", reviewsV2())
+	if res, err := s.Run(inbound(sim.HTTP, nil)); err == nil {
+		t.Errorf("strict accepted plain text: %+v", res)
+	}
+	if res := run(t, s, inbound(sim.HTTPS, meshALPN)); !res.TerminatesTLS || res.Cluster != "inbound|9080||" {
+		t.Errorf("strict mTLS: %+v", res)
+	}
+	if _, err := s.Run(sim.Request{Listener: "virtualInbound", Protocol: sim.TCP, Port: 7777}); err == nil {
+		t.Error("strict accepted plain text on another port")
+	}
+
+	// Workload port-level DISABLE overrides the namespace's STRICT.
+	s = simulate(t, "peer-authentication", ratingsProxy())
+	if res := run(t, s, inbound(sim.HTTP, nil)); res.TerminatesTLS || res.Cluster != "inbound|9080||" {
+		t.Errorf("port-level disable, plain text: %+v", res)
+	}
+	if res, err := s.Run(inbound(sim.HTTPS, meshALPN)); err == nil && res.TerminatesTLS {
+		t.Errorf("port-level disable terminated mTLS: %+v", res)
+	}
+}
+
+func TestInboundApplicationTLSOnServicePort(t *testing.T) {
+	s := simulate(t, "base", reviewsV2())
+	res := run(t, s, sim.Request{Listener: "virtualInbound", Protocol: sim.TLS, ALPN: []string{"h2"}, Port: 9080})
+	if res.TerminatesTLS || res.Cluster != "inbound|9080||" {
+		t.Errorf("application TLS on a service port: %+v", res)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -60,8 +61,10 @@ type Request struct {
 	// directly (e.g. "virtualInbound"); otherwise it is chosen from
 	// Address and Port as iptables interception plus Envoy would.
 	Listener string
-	// SNI is the TLS server name.
-	SNI string
+	// SNI is the TLS server name and ALPN the protocols the TLS client
+	// offers (mesh clients offer "istio-peer-exchange" and "istio").
+	SNI  string
+	ALPN []string
 	// Host is the HTTP authority; defaults to Address:Port.
 	Host    string
 	Method  string
@@ -254,12 +257,14 @@ func matchFilterChain(l *listener.Listener, req Request) *listener.FilterChain {
 		}
 		return 0
 	})
-	var alpn string
+	var alpn []string
 	switch req.Protocol {
 	case HTTP:
-		alpn = "http/1.1"
+		alpn = []string{"http/1.1"}
 	case H2C:
-		alpn = "h2c"
+		alpn = []string{"h2c"}
+	case TLS, HTTPS:
+		alpn = req.ALPN
 	}
 	cands = narrow(cands, func(m *listener.FilterChainMatch) int {
 		ps := m.GetApplicationProtocols()
@@ -267,7 +272,7 @@ func matchFilterChain(l *listener.Listener, req Request) *listener.FilterChain {
 			return 1
 		}
 		for _, p := range ps {
-			if p == alpn {
+			if slices.Contains(alpn, p) {
 				return 2
 			}
 		}
