@@ -182,8 +182,13 @@ func (d *Demo) Err() error {
 // ends (Ctrl-C) or a child process fails; then it stops everything. It
 // returns nil after a requested stop.
 func Run(ctx context.Context, opts Options) error {
+	opts.setDefaults()
 	d, err := Start(ctx, opts)
 	if err != nil {
+		if ctx.Err() != nil { // interrupted while starting: a requested stop
+			fmt.Fprintf(opts.Out, "\nstopped while starting\n")
+			return nil
+		}
 		return err
 	}
 	d.PrintSummary()
