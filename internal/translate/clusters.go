@@ -175,7 +175,7 @@ func dnsLoadAssignment(t *target, eps []*model.Endpoint) *endpoint.ClusterLoadAs
 		if t.labels != nil && !model.SelectorMatches(t.labels, ep.Labels) {
 			continue
 		}
-		lbs = append(lbs, lbEndpoint(ep, ep.TargetPort(t.port), endpointMetadata(ep)))
+		lbs = append(lbs, lbEndpoint(ep, ep.TargetPort(t.port), endpointMetadata(ep, false)))
 	}
 	if len(lbs) == 0 && eps == nil && t.labels == nil {
 		lbs = append(lbs, &endpoint.LbEndpoint{HostIdentifier: &endpoint.LbEndpoint_Endpoint{

@@ -57,10 +57,13 @@ func (l locality) matches(pattern string) bool {
 // Endpoints are grouped by locality; with a localityLbSetting (and outlier
 // detection, as Istio requires for failover) and a known proxy locality,
 // groups get failover priorities or distribute weights.
-func loadAssignments(targets []target, eps endpointSource, proxyLocality string) []*endpoint.ClusterLoadAssignment {
+//
+// As Istio's auto mTLS does, an endpoint whose PeerAuthentication disables
+// mTLS on its port is labelled tlsMode "disabled", so clients reach it in
+// plain text.
+func loadAssignments(targets []target, eps endpointSource, proxyLocality string, pa peerAuthIndex) []*endpoint.ClusterLoadAssignment {
 	var out []*endpoint.ClusterLoadAssignment
-	// An endpoint's metadata is the same in every cluster it is in.
-	md := map[*model.Endpoint]*core.Metadata{}
+	md := &metadataCache{pa: pa, meta: map[metadataKey]*core.Metadata{}, policies: map[*model.Endpoint]mtlsPolicy{}}
 	for i := range targets {
 		t := &targets[i]
 		if !t.usesEDS() {
@@ -71,7 +74,39 @@ func loadAssignments(targets []target, eps endpointSource, proxyLocality string)
 	return out
 }
 
-func loadAssignment(t *target, eps []*model.Endpoint, proxyLocality string, md map[*model.Endpoint]*core.Metadata) *endpoint.ClusterLoadAssignment {
+// metadataCache shares endpoint metadata between the clusters an endpoint
+// is in (the same unless PeerAuthentication differs by port).
+type metadataCache struct {
+	pa       peerAuthIndex
+	meta     map[metadataKey]*core.Metadata
+	policies map[*model.Endpoint]mtlsPolicy
+}
+
+type metadataKey struct {
+	ep       *model.Endpoint
+	disabled bool
+}
+
+func (mc *metadataCache) get(ep *model.Endpoint, port uint32) *core.Metadata {
+	disabled := false
+	if len(mc.pa) > 0 && ep.TLSMode == model.TLSModeIstio {
+		pol, ok := mc.policies[ep]
+		if !ok {
+			pol = mc.pa.policy(ep.Namespace, ep.Labels)
+			mc.policies[ep] = pol
+		}
+		disabled = pol.forPort(port) == mtlsDisable
+	}
+	key := metadataKey{ep, disabled}
+	m := mc.meta[key]
+	if m == nil {
+		m = endpointMetadata(ep, disabled)
+		mc.meta[key] = m
+	}
+	return m
+}
+
+func loadAssignment(t *target, eps []*model.Endpoint, proxyLocality string, md *metadataCache) *endpoint.ClusterLoadAssignment {
 	groups := map[string]*endpoint.LocalityLbEndpoints{}
 	var keys []string
 	seen := map[string]bool{}
@@ -95,12 +130,7 @@ func loadAssignment(t *target, eps []*model.Endpoint, proxyLocality string, md m
 			groups[ep.Locality] = g
 			keys = append(keys, ep.Locality)
 		}
-		m := md[ep]
-		if m == nil {
-			m = endpointMetadata(ep)
-			md[ep] = m
-		}
-		g.LbEndpoints = append(g.LbEndpoints, lbEndpoint(ep, port, m))
+		g.LbEndpoints = append(g.LbEndpoints, lbEndpoint(ep, port, md.get(ep, port)))
 	}
 	sort.Strings(keys)
 	la := &endpoint.ClusterLoadAssignment{ClusterName: t.name}
@@ -147,9 +177,9 @@ func lbEndpoint(ep *model.Endpoint, port uint32, md *core.Metadata) *endpoint.Lb
 	}
 }
 
-func endpointMetadata(ep *model.Endpoint) *core.Metadata {
+func endpointMetadata(ep *model.Endpoint, mtlsDisabled bool) *core.Metadata {
 	tlsMode := ep.TLSMode
-	if tlsMode == "" {
+	if tlsMode == "" || mtlsDisabled {
 		tlsMode = model.TLSModeDisabled
 	}
 	app := ep.Labels["app"]

@@ -27,7 +27,7 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 
 	r := &Resources{}
 	r.Clusters = outboundClusters(targets, eps, diags)
-	r.Endpoints = loadAssignments(targets, eps, proxy.Metadata[MetadataLocality])
+	r.Endpoints = loadAssignments(targets, eps, proxy.Metadata[MetadataLocality], peerAuthentications(snap))
 	switch {
 	case proxy.Generator == model.GeneratorGRPC:
 		r.Clusters = grpcClusters(r.Clusters)

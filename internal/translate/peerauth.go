@@ -43,18 +43,30 @@ func (p mtlsPolicy) forPort(port uint32) mtlsMode {
 // the previous left UNSET; port-level modes come from the workload
 // policy. Without any, the mode is PERMISSIVE.
 func newMTLSPolicy(snap *model.Snapshot, proxy *model.Proxy) mtlsPolicy {
+	return peerAuthentications(snap).policy(proxy.Namespace, proxy.Labels)
+}
+
+// peerAuthIndex holds a snapshot's PeerAuthentications.
+type peerAuthIndex []*model.Config
+
+func peerAuthentications(snap *model.Snapshot) peerAuthIndex {
+	return peerAuthIndex(snap.List(model.KindPeerAuthentication))
+}
+
+// policy resolves the mTLS policy of a workload in namespace with labels.
+func (ix peerAuthIndex) policy(namespace string, labels map[string]string) mtlsPolicy {
 	var mesh, ns, workload *security.PeerAuthentication
-	for _, c := range snap.List(model.KindPeerAuthentication) {
+	for _, c := range ix {
 		pa, ok := c.Spec.(*security.PeerAuthentication)
 		if !ok {
 			continue
 		}
 		switch {
 		case pa.Selector != nil && len(pa.Selector.MatchLabels) > 0:
-			if c.Namespace == proxy.Namespace && workload == nil && model.SelectorMatches(pa.Selector.MatchLabels, proxy.Labels) {
+			if c.Namespace == namespace && workload == nil && model.SelectorMatches(pa.Selector.MatchLabels, labels) {
 				workload = pa
 			}
-		case c.Namespace == proxy.Namespace:
+		case c.Namespace == namespace:
 			if ns == nil {
 				ns = pa
 			}

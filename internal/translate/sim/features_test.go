@@ -225,3 +225,21 @@ func TestInboundApplicationTLSOnServicePort(t *testing.T) {
 		t.Errorf("application TLS on a service port: %+v", res)
 	}
 }
+
+func TestAutoMTLSFollowsServerPeerAuthentication(t *testing.T) {
+	// ratings disables mTLS on 9080: its endpoints are marked tlsMode
+	// disabled, so clients' auto mTLS sends plain text; reviews (STRICT)
+	// keeps tlsMode istio.
+	s := simulate(t, "peer-authentication", productpage())
+	for host, want := range map[string]string{"ratings": "disabled", "reviews": "istio"} {
+		res := run(t, s, sim.Request{Address: "10.0.0.1", Port: 9080, Host: host})
+		for _, md := range res.EndpointMetadata {
+			if got := md.GetFilterMetadata()["envoy.transport_socket_match"].GetFields()["tlsMode"].GetStringValue(); got != want {
+				t.Errorf("%s endpoint tlsMode %q, want %q", host, got, want)
+			}
+		}
+		if len(res.EndpointMetadata) == 0 {
+			t.Errorf("%s: no endpoints", host)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -93,8 +94,10 @@ type Result struct {
 	TerminatesTLS bool
 	// RouteEntry is the matched route, for further assertions.
 	RouteEntry *route.Route
-	// Endpoints are the addresses of the cluster's endpoints.
-	Endpoints []string
+	// Endpoints are the addresses of the cluster's endpoints, and
+	// EndpointMetadata their metadata (for EDS and static clusters).
+	Endpoints        []string
+	EndpointMetadata []*core.Metadata
 }
 
 // Simulator answers requests against one proxy's configuration.
@@ -554,13 +557,19 @@ func (s *Simulator) resolveCluster(res *Result, req Request) error {
 	default:
 		la = c.LoadAssignment
 	}
+	var lbs []*endpoint.LbEndpoint
 	for _, g := range la.GetEndpoints() {
-		for _, e := range g.LbEndpoints {
-			sa := e.GetEndpoint().GetAddress().GetSocketAddress()
-			res.Endpoints = append(res.Endpoints, fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue()))
-		}
+		lbs = append(lbs, g.LbEndpoints...)
 	}
-	sort.Strings(res.Endpoints)
+	addr := func(e *endpoint.LbEndpoint) string {
+		sa := e.GetEndpoint().GetAddress().GetSocketAddress()
+		return fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())
+	}
+	sort.SliceStable(lbs, func(i, j int) bool { return addr(lbs[i]) < addr(lbs[j]) })
+	for _, e := range lbs {
+		res.Endpoints = append(res.Endpoints, addr(e))
+		res.EndpointMetadata = append(res.EndpointMetadata, e.GetMetadata())
+	}
 	return nil
 }
 
