@@ -27,7 +27,7 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 
 	r := &Resources{}
 	r.Clusters = outboundClusters(targets, eps, diags)
-	r.Endpoints = loadAssignments(targets, eps, proxy.Metadata[MetadataLocality], peerAuthentications(snap))
+	r.Endpoints = loadAssignments(targets, eps, proxy.Metadata[MetadataLocality])
 	switch {
 	case proxy.Generator == model.GeneratorGRPC:
 		r.Clusters = grpcClusters(r.Clusters)
@@ -53,6 +53,9 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 			r.Listeners = append(r.Listeners, virtualOutboundListener(sc.registryOnly), virtualInboundListener(capturedPorts(inbound), newMTLSPolicy(snap, proxy)))
 		}
 		r.Routes = sidecarRoutes(ports, vss, rc, sc)
+	}
+	if proxy.Generator != model.GeneratorGRPC {
+		applySecurity(r.Listeners, newSecurityFilters(snap, proxy, diags), proxy.Type == model.ProxyRouter)
 	}
 	if proxy.Generator != model.GeneratorGRPC {
 		applySecurity(r.Listeners, newSecurityFilters(snap, proxy, diags), proxy.Type == model.ProxyRouter)

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/weftmesh/weft/internal/proxy/pathnorm"
 	"github.com/weftmesh/weft/internal/proxy/router"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 )
@@ -44,6 +45,10 @@ type Handler struct {
 	ForwardProxy bool
 	// Stats are this connection manager's counters (may be shared).
 	Stats *Stats
+	// PathNormalization is applied before filters and routing.
+	PathNormalization pathnorm.Options
+	// Filters run before routing (jwt_authn, rbac).
+	Filters []Filter
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
@@ -81,6 +86,9 @@ func (h *Handler) table() *router.Table {
 func (h *Handler) serve(w *responseWriter, r *http.Request, info *Info) {
 	if r.Method == http.MethodConnect {
 		localReply(w, info, http.StatusMethodNotAllowed, "", "CONNECT not supported\n")
+		return
+	}
+	if !h.decodeFilters(w, r, info) {
 		return
 	}
 	tab := h.table()

@@ -21,6 +21,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/httpproxy"
+	"github.com/weftmesh/weft/internal/proxy/rbac"
 	"github.com/weftmesh/weft/internal/proxy/router"
 )
 
@@ -52,6 +53,8 @@ type Chain struct {
 	TCP  *TCPProxy
 	// TLS terminates TLS on this chain when set.
 	TLS *tls.Config
+	// NetworkRBAC authorizes connections before the terminal filter.
+	NetworkRBAC *rbac.NetworkFilter
 }
 
 // TCPProxy is a compiled tcp_proxy filter.
@@ -211,6 +214,13 @@ func compileChain(field string, fc *listenerv3.FilterChain, deps Deps) (*Chain, 
 		if c.HTTP != nil || c.TCP != nil {
 			return nil, fmt.Errorf("%s: filter after the terminal filter", ff)
 		}
+		if nr, ok, err := compileNetworkRBAC(ff, tc); ok {
+			if err != nil {
+				return nil, err
+			}
+			c.NetworkRBAC = nr
+			continue
+		}
 		switch tc.GetTypeUrl() {
 		case hcmType:
 			h := &hcmv3.HttpConnectionManager{}
@@ -277,11 +287,27 @@ func compileHCM(field string, h *hcmv3.HttpConnectionManager, deps Deps) (*httpp
 		return nil, fmt.Errorf("%s.http_filters: the last filter must be envoy.filters.http.router", field)
 	}
 	for i, f := range filters {
-		if supportedHTTPFilters[f.GetName()] || f.GetIsOptional() {
+		if supportedHTTPFilters[f.GetName()] {
+			continue
+		}
+		sf, err := compileSecurityFilter(fmt.Sprintf("%s.http_filters[%d] (%s)", field, i, f.GetName()), f, h)
+		if err != nil {
+			return nil, err
+		}
+		if sf != nil {
+			hh.Filters = append(hh.Filters, sf)
+			continue
+		}
+		if f.GetIsOptional() {
 			continue
 		}
 		return nil, fmt.Errorf("%s.http_filters[%d]: unsupported http filter %s", field, i, f.GetName())
 	}
+	pn, err := pathNormalization(field, h)
+	if err != nil {
+		return nil, err
+	}
+	hh.PathNormalization = pn
 	for _, uc := range h.GetUpgradeConfigs() {
 		if strings.EqualFold(uc.GetUpgradeType(), "websocket") && (uc.GetEnabled() == nil || uc.GetEnabled().GetValue()) {
 			hh.WebSocket = true

@@ -1,0 +1,81 @@
+package listener
+
+import (
+	"fmt"
+
+	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
+	httprbac "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	netrbac "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weftmesh/weft/internal/proxy/httpproxy"
+	"github.com/weftmesh/weft/internal/proxy/jwt"
+	"github.com/weftmesh/weft/internal/proxy/pathnorm"
+	"github.com/weftmesh/weft/internal/proxy/rbac"
+)
+
+// compileSecurityFilter compiles the HTTP filters that run before routing
+// (jwt_authn, rbac). It returns nil, nil for other filters.
+func compileSecurityFilter(field string, f *hcmv3.HttpFilter, h *hcmv3.HttpConnectionManager) (httpproxy.Filter, error) {
+	tc := f.GetTypedConfig()
+	switch tc.GetTypeUrl() {
+	case rbac.HTTPTypeURL:
+		c := &httprbac.RBAC{}
+		if err := tc.UnmarshalTo(c); err != nil {
+			return nil, fmt.Errorf("%s: %v", field, err)
+		}
+		return rbac.CompileHTTP(field, c, h.GetUseRemoteAddress().GetValue())
+	case jwt.TypeURL:
+		c := &jwtv3.JwtAuthentication{}
+		if err := tc.UnmarshalTo(c); err != nil {
+			return nil, fmt.Errorf("%s: %v", field, err)
+		}
+		return jwt.Compile(field, c)
+	}
+	return nil, nil
+}
+
+// compileNetworkRBAC compiles an envoy.filters.network.rbac filter; ok is
+// false for other filters.
+func compileNetworkRBAC(field string, tc *anypb.Any) (*rbac.NetworkFilter, bool, error) {
+	if tc.GetTypeUrl() != rbac.NetworkTypeURL {
+		return nil, false, nil
+	}
+	c := &netrbac.RBAC{}
+	if err := tc.UnmarshalTo(c); err != nil {
+		return nil, true, fmt.Errorf("%s: %v", field, err)
+	}
+	f, err := rbac.CompileNetwork(field, c)
+	return f, true, err
+}
+
+// connAllowed applies the chain's network RBAC to a new connection.
+func (c *Chain) connAllowed(f *connFacts) bool {
+	if c.NetworkRBAC == nil {
+		return true
+	}
+	return c.NetworkRBAC.Allowed(rbac.ConnAttributes(f.remote, f.local, f.in.serverName, nil))
+}
+
+// pathNormalization reads normalize_path, merge_slashes and
+// path_with_escaped_slashes_action.
+func pathNormalization(field string, h *hcmv3.HttpConnectionManager) (pathnorm.Options, error) {
+	o := pathnorm.Options{Normalize: h.GetNormalizePath().GetValue(), MergeSlashes: h.GetMergeSlashes()}
+	switch h.GetPathWithEscapedSlashesAction() {
+	case hcmv3.HttpConnectionManager_IMPLEMENTATION_SPECIFIC_DEFAULT, hcmv3.HttpConnectionManager_KEEP_UNCHANGED:
+		o.EscapedSlashes = pathnorm.Keep
+	case hcmv3.HttpConnectionManager_REJECT_REQUEST:
+		o.EscapedSlashes = pathnorm.Reject
+	case hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT:
+		o.EscapedSlashes = pathnorm.UnescapeAndRedirect
+	case hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD:
+		o.EscapedSlashes = pathnorm.UnescapeAndForward
+	default:
+		return o, fmt.Errorf("%s.path_with_escaped_slashes_action: unsupported %v", field, h.GetPathWithEscapedSlashesAction())
+	}
+	if h.GetPathNormalizationOptions() != nil {
+		return o, fmt.Errorf("%s.path_normalization_options: not supported", field)
+	}
+	return o, nil
+}
