@@ -15,12 +15,24 @@ type diagnostics struct {
 
 // errorf records an error about object m (nil if unknown) at field.
 func (d *diagnostics) errorf(m *model.Meta, field, format string, args ...any) {
+	d.add(model.SeverityError, m, field, format, args...)
+}
+
+// warnf records a warning about object m at field.
+func (d *diagnostics) warnf(m *model.Meta, field, format string, args ...any) {
+	d.add(model.SeverityWarning, m, field, format, args...)
+}
+
+func (d *diagnostics) add(sev model.Severity, m *model.Meta, field, format string, args ...any) {
 	if d == nil {
 		return
 	}
 	diag := model.Errorf(m, field, format, args...)
+	if sev == model.SeverityWarning {
+		diag = model.Warningf(m, field, format, args...)
+	}
 	if m == nil {
-		diag = model.Diagnostic{Field: field, Message: fmt.Sprintf(format, args...)}
+		diag = model.Diagnostic{Severity: sev, Field: field, Message: fmt.Sprintf(format, args...)}
 	}
 	key := diag.String()
 	if d.seen == nil {

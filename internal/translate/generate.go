@@ -27,12 +27,12 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 
 	r := &Resources{}
 	r.Clusters = outboundClusters(targets, eps, diags)
-	r.Endpoints = loadAssignments(targets, eps, proxy.Metadata[MetadataLocality])
+	r.Endpoints = loadAssignments(targets, eps, proxy.Metadata[MetadataLocality], peerAuthentications(snap))
 	switch {
 	case proxy.Generator == model.GeneratorGRPC:
 		r.Clusters = grpcClusters(r.Clusters)
 		r.Listeners = grpcListeners(sc.services)
-		r.Routes = grpcRoutes(sc.services, meshBound(vss), rc)
+		r.Routes = grpcRoutes(sc.services, meshBound(vss, diags), rc)
 	case proxy.Type == model.ProxyRouter:
 		servers := selectGatewayServers(snap, proxy)
 		rc.gateways = gatewayNames(servers)
@@ -47,7 +47,7 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 		}
 		r.Clusters = append(r.Clusters, specialClusters(true)...)
 		r.Clusters = append(r.Clusters, inboundClusters(inbound)...)
-		r.Listeners = outboundListeners(ports, meshBound(vss), rc, sc)
+		r.Listeners = outboundListeners(ports, meshBound(vss, nil), rc, sc)
 		r.Listeners = append(r.Listeners, boundInboundListeners(inbound)...)
 		if !interceptionNone(proxy) {
 			r.Listeners = append(r.Listeners, virtualOutboundListener(sc.registryOnly), virtualInboundListener(capturedPorts(inbound), newMTLSPolicy(snap, proxy)))
@@ -57,23 +57,21 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 	if proxy.Generator != model.GeneratorGRPC {
 		applySecurity(r.Listeners, newSecurityFilters(snap, proxy, diags), proxy.Type == model.ProxyRouter)
 	}
-	if proxy.Generator != model.GeneratorGRPC {
-		applySecurity(r.Listeners, newSecurityFilters(snap, proxy, diags), proxy.Type == model.ProxyRouter)
-	}
 	sortResources(r)
 	r.Diagnostics = diags.sorted()
 	return r
 }
 
-// meshBound keeps the VirtualServices that apply to sidecars.
-func meshBound(vss []boundVS) *vsSet {
+// meshBound keeps the VirtualServices that apply to sidecars, reporting
+// conflicting ones to diags.
+func meshBound(vss []boundVS, diags *diagnostics) *vsSet {
 	var out []boundVS
 	for _, v := range vss {
 		if v.boundTo([]string{GatewayMesh}) {
 			out = append(out, v)
 		}
 	}
-	return newVSSet(out)
+	return newVSSet(out, diags)
 }
 
 func sortResources(r *Resources) {

@@ -3,6 +3,8 @@ package translate
 import (
 	"strings"
 	"testing"
+
+	"github.com/weftmesh/weft/internal/model"
 )
 
 // badConfig is accepted by the decoder but cannot be translated as is:
@@ -40,6 +42,27 @@ spec:
         httpCookie: {name: "", ttl: 0s}
         ringHash: {minimumRingSize: 100000000}
 `
+
+func TestConflictingMeshVirtualServicesWarn(t *testing.T) {
+	const second = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-too, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v3}
+`
+	snap := loadSnapshot(t, testdataDir+"/base/bookinfo.yaml", testdataDir+"/all-v1/destination-rule-all.yaml",
+		testdataDir+"/all-v1/virtual-service-all-v1.yaml", writeTemp(t, second))
+	r := Generate(snap, sidecarProxy("productpage", "v1", "10.1.0.11"))
+	validateResources(t, r)
+	if len(r.Diagnostics) != 1 || r.Diagnostics[0].Severity != model.SeverityWarning ||
+		!strings.Contains(r.Diagnostics[0].String(), "VirtualService default/reviews-too: spec.hosts[0]: host reviews.default.svc.cluster.local is already routed by VirtualService default/reviews") {
+		t.Errorf("diagnostics = %v", r.Diagnostics)
+	}
+}
 
 func TestBadInputIsReportedNotEmitted(t *testing.T) {
 	snap := loadSnapshot(t, testdataDir+"/base/bookinfo.yaml", writeTemp(t, badConfig))

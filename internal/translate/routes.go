@@ -23,7 +23,7 @@ const (
 // its VirtualService or by the default route), one per VirtualService host
 // that names no service, and a catch-all.
 func sidecarRoutes(ports []*portServices, vss []boundVS, base routeContext, sc *scope) []*route.RouteConfiguration {
-	mesh := meshBound(vss)
+	mesh := meshBound(vss, base.diags)
 	var out []*route.RouteConfiguration
 	for _, ps := range ports {
 		if !ps.hasHTTP() {

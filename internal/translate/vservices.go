@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -104,16 +105,22 @@ type vsSet struct {
 	wild []*boundVS
 }
 
-func newVSSet(list []boundVS) *vsSet {
+// newVSSet indexes list. With diags, a host routed by two VirtualServices
+// is reported: for sidecars only the first applies (Istio's IST0109).
+func newVSSet(list []boundVS, diags *diagnostics) *vsSet {
 	s := &vsSet{list: list, exact: map[string]*boundVS{}}
 	for i := range list {
 		b := &list[i]
 		hasWild := false
-		for _, h := range b.hosts {
-			if strings.HasPrefix(h, "*") {
+		for j, h := range b.hosts {
+			switch {
+			case strings.HasPrefix(h, "*"):
 				hasWild = true
-			} else if s.exact[h] == nil {
+			case s.exact[h] == nil:
 				s.exact[h] = b
+			default:
+				first := s.exact[h]
+				diags.warnf(b.meta, fmt.Sprintf("spec.hosts[%d]", j), "host %s is already routed by VirtualService %s/%s; for sidecars only that one applies (merge them, or narrow exportTo)", h, first.namespace, first.name)
 			}
 		}
 		if hasWild {
