@@ -63,7 +63,9 @@ type proxySnapshot struct {
 // proxies take memory once, and go-control-plane's marshaling of a
 // response becomes a copy.
 func rawResource(b []byte) (*emptypb.Empty, unique.Handle[string]) {
-	h := unique.Make(string(b))
+	// unique.Make copies a string it has not seen; b is not modified
+	// afterwards, so a string view of it is enough for the lookup.
+	h := unique.Make(unsafe.String(unsafe.SliceData(b), len(b)))
 	s := h.Value()
 	m := &emptypb.Empty{}
 	// The unknown fields are only ever read (appended to an output
@@ -153,8 +155,8 @@ func buildSnapshot(res *translate.Resources) (*proxySnapshot, error) {
 	ps := &proxySnapshot{snap: &cache.Snapshot{VersionMap: map[string]map[string]string{}}, versions: map[string]string{}}
 	opts := proto.MarshalOptions{Deterministic: true}
 	for _, typeURL := range typeURLs {
-		items := map[string]types.ResourceWithTTL{}
-		hashes := map[string]string{}
+		items := make(map[string]types.ResourceWithTTL, len(byType[typeURL]))
+		hashes := make(map[string]string, len(byType[typeURL]))
 		for _, r := range byType[typeURL] {
 			name := cache.GetResourceName(r)
 			if name == "" {
