@@ -74,7 +74,9 @@ func NewManager(clusters ClusterSource, log *slog.Logger) *Manager {
 	empty := map[string]*Listener{}
 	m.all.Store(&empty)
 	m.queue = newConnQueue()
-	h2s := &http2.Server{IdleTimeout: time.Hour, MaxConcurrentStreams: 2147483647 / 2}
+	// 1000 concurrent streams per connection: ample for multiplexing, and
+	// a bounded number keeps a flood of streams from one client cheap.
+	h2s := &http2.Server{IdleTimeout: time.Hour, MaxConcurrentStreams: 1000}
 	dispatch := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sc, _ := r.Context().Value(ctxKey{}).(*serverConn)
 		if sc == nil || sc.chain.HTTP == nil {
