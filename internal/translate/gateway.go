@@ -60,7 +60,15 @@ func (s *gatewayServer) protocol() model.Protocol { return model.ParseProtocol(s
 // terminatesTLS reports whether the server terminates TLS itself.
 func (s *gatewayServer) terminatesTLS() bool {
 	t := s.server.Tls
-	return s.protocol().IsTLS() && t != nil && (t.Mode == networking.ServerTLSSettings_SIMPLE || t.Mode == networking.ServerTLSSettings_MUTUAL)
+	if !s.protocol().IsTLS() || t == nil {
+		return false
+	}
+	switch t.Mode {
+	case networking.ServerTLSSettings_SIMPLE, networking.ServerTLSSettings_MUTUAL,
+		networking.ServerTLSSettings_OPTIONAL_MUTUAL, networking.ServerTLSSettings_ISTIO_MUTUAL:
+		return true
+	}
+	return false
 }
 
 // routeName is the RDS name of an HTTP server's routes, as Istio names

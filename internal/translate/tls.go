@@ -174,8 +174,13 @@ func fileSource(path string) *core.DataSource {
 }
 
 // downstreamTLSSocket builds a gateway server's TLS context from a
-// Gateway server's SIMPLE or MUTUAL settings.
+// Gateway server's SIMPLE, MUTUAL or OPTIONAL_MUTUAL settings (client
+// certificates verified; required only for MUTUAL), or ISTIO_MUTUAL (mesh
+// mTLS with the gateway's own workload identity).
 func downstreamTLSSocket(s *networking.ServerTLSSettings) *core.TransportSocket {
+	if s.Mode == networking.ServerTLSSettings_ISTIO_MUTUAL {
+		return inboundMTLSSocket(true)
+	}
 	ctx := &tls.CommonTlsContext{AlpnProtocols: []string{"h2", "http/1.1"}}
 	switch {
 	case s.CredentialName != "":
@@ -187,7 +192,7 @@ func downstreamTLSSocket(s *networking.ServerTLSSettings) *core.TransportSocket 
 		}}
 	}
 	mutual := s.Mode == networking.ServerTLSSettings_MUTUAL
-	if mutual {
+	if mutual || s.Mode == networking.ServerTLSSettings_OPTIONAL_MUTUAL {
 		switch {
 		case s.CaCertificates != "":
 			ctx.ValidationContextType = &tls.CommonTlsContext_ValidationContext{ValidationContext: &tls.CertificateValidationContext{TrustedCa: fileSource(s.CaCertificates)}}
