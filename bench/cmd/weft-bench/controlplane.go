@@ -1,9 +1,26 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/weftmesh/weft/bench/procstat"
 	"github.com/weftmesh/weft/bench/report"
+	"github.com/weftmesh/weft/internal/xds/loadtest"
 )
 
 // cpSize sizes scenario 6.
@@ -11,9 +28,339 @@ type cpSize struct {
 	services  int
 	proxies   int
 	churnRate int
+	delta     bool
+	// maxRSSMB aborts the scenario when weftd's RSS passes it, so that a
+	// memory-hungry control plane cannot take the machine down.
+	maxRSSMB int
 }
 
-// controlPlane runs scenario 6.
+// serviceYAML is one HTTP ServiceEntry with one static endpoint, in the
+// namespace ns-<i/10>, as Istio users write them for VMs.
+func serviceYAML(name string, i int, addr string) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: %[1]s
+  namespace: ns-%[2]d
+spec:
+  hosts:
+  - %[1]s.ns-%[2]d.svc.cluster.local
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - number: 8080
+    name: http
+    protocol: HTTP
+  endpoints:
+  - address: %[3]s
+`, name, i/10, addr)
+}
+
+// writeMesh writes n services into dir, 100 per file.
+func writeMesh(dir string, n int) error {
+	var b strings.Builder
+	flush := func(k int) error {
+		if b.Len() == 0 {
+			return nil
+		}
+		err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("services-%03d.yaml", k)), []byte(b.String()), 0o644)
+		b.Reset()
+		return err
+	}
+	for i := range n {
+		if i > 0 && i%100 == 0 {
+			if err := flush(i/100 - 1); err != nil {
+				return err
+			}
+		}
+		b.WriteString("---\n" + serviceYAML(fmt.Sprintf("svc-%d", i), i, fmt.Sprintf("10.%d.%d.%d", 1+i/65536, i/256%256, i%256)))
+	}
+	return flush((n - 1) / 100)
+}
+
+// cpClients is the set of simulated proxies and what they received.
+type cpClients struct {
+	clients []*loadtest.Client
+	last    []atomic.Int64 // unix nanos of each client's last answered response
+	lastAny atomic.Int64
+	total   atomic.Int64 // responses answered
+}
+
+func (c *cpClients) ready() int {
+	n := 0
+	for _, cl := range c.clients {
+		if cl.Count(resource.ClusterType) > 0 && cl.Count(resource.EndpointType) > 0 && cl.Count(resource.ListenerType) > 0 && cl.Count(resource.RouteType) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// settle waits until cond holds and no client received anything for
+// quiet, or timeout.
+func (c *cpClients) settle(ctx context.Context, quiet, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() && time.Since(time.Unix(0, c.lastAny.Load())) >= quiet {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not settled after %v", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(quiet / 10):
+		}
+	}
+}
+
+// controlPlane runs scenario 6 against a real weftd.
 func (e *env) controlPlane(ctx context.Context) report.Scenario {
-	return report.Scenario{ID: "6", Title: "Control plane", Results: []report.Result{{Proxy: "weftd", Skipped: "not implemented yet"}}}
+	sz := e.cfg.cpSize
+	s := report.Scenario{ID: "6", Title: fmt.Sprintf("Control plane: %d services, %d simulated proxies", sz.services, sz.proxies),
+		Description: fmt.Sprintf("bin/weftd (pinned to the proxy CPU) serves %d ServiceEntries (one port, one static endpoint each, read from files) to %d simulated sidecars "+
+			"(internal/xds/loadtest clients, %s, one gRPC connection each, in the harness on the load CPU); every proxy sees every service. "+
+			"Push→all ACK: a new service is applied through weftd's admin API (POST /api/v1/apply), timed until every proxy has acknowledged its last response "+
+			"(per-proxy times, p50 and p99 across proxies; median of the repetitions). Churn: endpoint changes applied through the API at the target rate; weftd's CPU in cores "+
+			"while it lasts, and how long after it stops until every proxy is quiet. weftd runs with its default debounce (100 ms, max 10 s).",
+			sz.services, sz.proxies, map[bool]string{false: "state of the world", true: "delta"}[sz.delta]),
+		Columns: []string{"initial_s", "push_p50_ms", "push_p99_ms", "cp_cpu_s", "cp_rss_mb", "churn_rate", "churn_cpu", "churn_lag_p99"}}
+	r, err := e.runControlPlane(ctx)
+	if err != nil {
+		e.logf("  weftd skipped: %v", err)
+		s.Results = []report.Result{{Proxy: "weftd", Skipped: oneLine(err.Error())}}
+		return s
+	}
+	med := map[string]float64{}
+	for k, v := range r.Metrics {
+		med[k] = v.Median
+	}
+	e.logf("  weftd: %s", summary(report.Rep{Metrics: med}))
+	s.Results = []report.Result{*r}
+	return s
+}
+
+func (e *env) runControlPlane(ctx context.Context) (*report.Result, error) {
+	sz := e.cfg.cpSize
+	bin, ok := e.bins["weftd"]
+	if !ok {
+		return nil, fmt.Errorf("%s (run make build)", e.missing["weftd"])
+	}
+	dir := filepath.Join(e.dir, "weftd")
+	cfgDir := filepath.Join(dir, "config")
+	if err := os.MkdirAll(cfgDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := writeMesh(cfgDir, sz.services); err != nil {
+		return nil, err
+	}
+	xdsAddr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	adminAddr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p, err := e.start("weftd", dir, e.cfg.proxyCPU, bin, []string{"--config-dir", cfgDir, "--listen-address", "127.0.0.1",
+		"--xds-port", portOf(xdsAddr), "--admin-port", portOf(adminAddr), "--secure-xds-port", "-1", "--log-level", "warn"}, []string{"XDG_STATE_HOME=" + dir})
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	if err := p.waitFor(60*time.Second, httpOK("http://"+adminAddr+"/healthz")); err != nil {
+		return nil, err
+	}
+	admin := "http://" + adminAddr
+	cpStart, err := procstat.Read(p.pid())
+	if err != nil {
+		return nil, err
+	}
+
+	// Connect the simulated proxies.
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cs := &cpClients{last: make([]atomic.Int64, sz.proxies)}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	var runErr atomic.Pointer[error]
+	begin := time.Now()
+	for i := range sz.proxies {
+		conn, err := grpc.NewClient(xdsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, err
+		}
+		c := &loadtest.Client{Node: loadtest.Node(i), Delta: sz.delta}
+		c.OnResponse = func(r loadtest.Response) {
+			t := r.Time.UnixNano()
+			cs.last[i].Store(t)
+			cs.lastAny.Store(t)
+			cs.total.Add(1)
+		}
+		cs.clients = append(cs.clients, c)
+		wg.Go(func() {
+			defer conn.Close()
+			if err := c.Run(cctx, conn); err != nil && cctx.Err() == nil {
+				runErr.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	// Watchdog: stop everything if weftd grows past the memory cap.
+	var overCap atomic.Pointer[error]
+	wg.Go(func() {
+		for cctx.Err() == nil {
+			if smp, err := procstat.Read(p.pid()); err == nil && smp.RSS > int64(sz.maxRSSMB)*mib {
+				err := fmt.Errorf("aborted: weftd RSS %.0f MB passed the %d MB cap (-cp-max-rss-mb) with %d of %d proxies configured",
+					float64(smp.RSS)/mib, sz.maxRSSMB, cs.ready(), sz.proxies)
+				overCap.Store(&err)
+				p.stop()
+				cancel()
+				return
+			}
+			select {
+			case <-cctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	})
+	failed := func() error {
+		if e := overCap.Load(); e != nil {
+			return *e
+		}
+		if e := runErr.Load(); e != nil {
+			return *e
+		}
+		if ok, err := p.exited(); ok {
+			return fmt.Errorf("weftd exited: %v: %s", err, p.tail())
+		}
+		return nil
+	}
+	if err := cs.settle(cctx, time.Second, 10*time.Minute, func() bool { return failed() != nil || cs.ready() == sz.proxies }); err != nil {
+		if ferr := failed(); ferr != nil {
+			return nil, ferr
+		}
+		return nil, fmt.Errorf("initial configuration: %d of %d proxies ready: %w", cs.ready(), sz.proxies, err)
+	}
+	if err := failed(); err != nil {
+		return nil, err
+	}
+	initial := time.Since(begin) - time.Second // minus the quiet period
+	e.logf("  %d proxies configured in %v", sz.proxies, initial.Round(time.Millisecond))
+
+	apply := func(yaml string) error {
+		resp, err := http.Post(admin+"/api/v1/apply?file=bench.yaml", "application/yaml", bytes.NewBufferString(yaml))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("apply: %s: %s", resp.Status, body)
+		}
+		return nil
+	}
+
+	// Push latency: a new service, repeated.
+	var reps []report.Rep
+	for k := range e.cfg.reps {
+		t0 := time.Now()
+		if err := apply(serviceYAML(fmt.Sprintf("push-%d", k), k, fmt.Sprintf("10.250.0.%d", k+1))); err != nil {
+			return nil, err
+		}
+		updated := func() int {
+			n := 0
+			for i := range cs.last {
+				if cs.last[i].Load() > t0.UnixNano() {
+					n++
+				}
+			}
+			return n
+		}
+		if err := cs.settle(cctx, time.Second, 5*time.Minute, func() bool { return updated() == sz.proxies }); err != nil {
+			if ferr := failed(); ferr != nil {
+				return nil, ferr
+			}
+			return nil, fmt.Errorf("push %d: %d of %d proxies updated: %w", k, updated(), sz.proxies, err)
+		}
+		var lat []float64
+		for i := range cs.last {
+			lat = append(lat, float64(cs.last[i].Load()-t0.UnixNano())/1e6)
+		}
+		slices.Sort(lat)
+		reps = append(reps, report.Rep{Metrics: map[string]float64{
+			"push_p50_ms": lat[len(lat)/2], "push_p99_ms": lat[min(len(lat)-1, len(lat)*99/100)],
+		}})
+		e.logf("  push %d: p50 %.0f ms, p99 %.0f ms", k+1, lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)])
+	}
+
+	// Endpoint churn through the API on a few services.
+	const churned = 10
+	var setup strings.Builder
+	for k := range churned {
+		setup.WriteString("---\n" + serviceYAML(fmt.Sprintf("churn-%d", k), k, "10.251.0.1"))
+	}
+	if err := apply(setup.String()); err != nil {
+		return nil, err
+	}
+	if err := cs.settle(cctx, time.Second, 5*time.Minute, func() bool { return true }); err != nil {
+		if ferr := failed(); ferr != nil {
+			return nil, ferr
+		}
+		return nil, err
+	}
+	before, err := procstat.Read(p.pid())
+	if err != nil {
+		return nil, err
+	}
+	churnFor := e.cfg.duration
+	interval := time.Second / time.Duration(max(sz.churnRate, 1))
+	tick := time.NewTicker(interval)
+	t0 := time.Now()
+	changes := 0
+	for time.Since(t0) < churnFor && cctx.Err() == nil {
+		<-tick.C
+		changes++
+		k := changes % churned
+		if err := apply(serviceYAML(fmt.Sprintf("churn-%d", k), k, fmt.Sprintf("10.251.%d.%d", changes/250%250, changes%250+1))); err != nil {
+			tick.Stop()
+			return nil, err
+		}
+	}
+	tick.Stop()
+	elapsed := time.Since(t0)
+	if err := failed(); err != nil {
+		return nil, err
+	}
+	after, err := procstat.Read(p.pid())
+	if err != nil {
+		return nil, err
+	}
+	stop := time.Now()
+	if err := cs.settle(cctx, time.Second, 5*time.Minute, func() bool { return true }); err != nil {
+		if ferr := failed(); ferr != nil {
+			return nil, ferr
+		}
+		return nil, fmt.Errorf("after churn: %w", err)
+	}
+	lag := float64(time.Unix(0, cs.lastAny.Load()).Sub(stop)) / 1e6
+	end, err := procstat.Read(p.pid())
+	if err != nil {
+		return nil, err
+	}
+	if err := failed(); err != nil {
+		return nil, err
+	}
+	res := report.Aggregate("weftd", false, reps)
+	one := func(v float64) report.Stat { return report.Stat{Median: v, Min: v, Max: v} }
+	res.Metrics["initial_s"] = one(initial.Seconds())
+	res.Metrics["cp_cpu_s"] = one((end.CPU - cpStart.CPU).Seconds())
+	res.Metrics["cp_rss_mb"] = one(float64(end.HWM) / mib)
+	res.Metrics["churn_rate"] = one(float64(changes) / elapsed.Seconds())
+	res.Metrics["churn_cpu"] = one((after.CPU - before.CPU).Seconds() / elapsed.Seconds())
+	res.Metrics["churn_lag_p99"] = one(max(lag, 0))
+	e.note("scenario 6: weftd CPU %.1f s in all (%d proxies connected, %d pushes, %d churn changes); %d responses answered by the simulated proxies",
+		(end.CPU - cpStart.CPU).Seconds(), sz.proxies, e.cfg.reps, changes, cs.total.Load())
+	return &res, nil
 }

@@ -41,6 +41,7 @@ type config struct {
 	meshMTLS  bool
 	profile   bool
 	niceness  int
+	only      map[string]bool // targets to run; empty is all
 	cpSize    cpSize
 }
 
@@ -80,9 +81,12 @@ func parseFlags(args []string) (config, error) {
 	}
 	fs.IntVar(&c.niceness, "nice", defNice, "niceness of the proxies, fortio and the backend (negative needs root): less disturbance from other work on the machine")
 	fs.BoolVar(&c.profile, "profile", true, "collect a CPU profile of weft-proxy under scenario 1's load")
+	targets := fs.String("proxies", "", "comma-separated targets to run (direct, weft-proxy, nginx, haproxy, caddy, weft-mesh); empty is all")
 	fs.IntVar(&c.cpSize.services, "cp-services", 1000, "scenario 6: services")
 	fs.IntVar(&c.cpSize.proxies, "cp-proxies", 2000, "scenario 6: simulated proxies")
 	fs.IntVar(&c.cpSize.churnRate, "cp-churn", 100, "scenario 6: endpoint changes per second")
+	fs.IntVar(&c.cpSize.maxRSSMB, "cp-max-rss-mb", 4096, "scenario 6: abort when weftd's RSS passes this many MB")
+	fs.BoolVar(&c.cpSize.delta, "cp-delta", false, "scenario 6: simulated proxies use delta xDS")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -109,6 +113,12 @@ func parseFlags(args []string) (config, error) {
 			return c, fmt.Errorf("-scenarios: unknown scenario %q (want 1-6)", s)
 		}
 		c.scenarios[s] = true
+	}
+	c.only = map[string]bool{}
+	for _, t := range strings.Split(*targets, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.only[t] = true
+		}
 	}
 	if c.reps < 1 {
 		return c, fmt.Errorf("-reps: %d, want at least 1", c.reps)

@@ -17,7 +17,8 @@ import (
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	done chan error
+	done chan struct{} // closed when the process has exited
+	err  error         // Wait's result, set before done is closed
 	log  string
 }
 
@@ -51,8 +52,12 @@ func (e *env) start(name, dir string, cpu int, path string, args, env []string) 
 		lf.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, done: make(chan error, 1), log: logPath}
-	go func() { p.done <- cmd.Wait(); lf.Close() }()
+	p := &process{name: name, cmd: cmd, done: make(chan struct{}), log: logPath}
+	go func() {
+		p.err = cmd.Wait()
+		lf.Close()
+		close(p.done)
+	}()
 	return p, nil
 }
 
@@ -62,9 +67,8 @@ func (p *process) pid() int { return p.cmd.Process.Pid }
 // exited reports whether the process has ended, with its error.
 func (p *process) exited() (bool, error) {
 	select {
-	case err := <-p.done:
-		p.done <- err
-		return true, err
+	case <-p.done:
+		return true, p.err
 	default:
 		return false, nil
 	}

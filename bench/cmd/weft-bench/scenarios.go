@@ -253,6 +253,9 @@ func (l load) target(addr string) load {
 func (e *env) runScenario(ctx context.Context, sc scenarioDef) report.Scenario {
 	s := report.Scenario{ID: sc.id, Title: sc.title, Description: sc.desc, Columns: sc.columns, Baseline: "direct"}
 	for _, name := range sc.targets {
+		if len(e.cfg.only) > 0 && !e.cfg.only[name] && !(name == "direct" && e.cfg.only["weft-mesh"]) && !e.cfg.only[strings.TrimSuffix(name, "-mtls")] {
+			continue
+		}
 		peer := name == "nginx" || name == "haproxy" || name == "caddy"
 		var reps []report.Rep
 		var label, skip string
@@ -290,7 +293,7 @@ func (e *env) runScenario(ctx context.Context, sc scenarioDef) report.Scenario {
 
 func summary(r report.Rep) string {
 	out := ""
-	for _, k := range []string{"p50", "p99", "rps", "cpu_per_1k", "mb_per_s", "peak_rss_mb"} {
+	for _, k := range []string{"p50", "p99", "rps", "cpu_per_1k", "mb_per_s", "cpu_per_gb", "peak_rss_mb", "initial_s", "cp_cpu_s", "cp_rss_mb", "churn_rate", "churn_cpu", "churn_lag_p99"} {
 		if v, ok := r.Metrics[k]; ok {
 			out += fmt.Sprintf("%s=%.4g ", k, v)
 		}
