@@ -38,6 +38,9 @@ type Manager struct {
 	clusters ClusterSource
 	// TCP are the tcp_proxy counters.
 	TCP TCPStats
+	// Listen binds listener sockets; nil means net.Listen. Set it before
+	// the first Apply (tests use it to bind inside a network namespace).
+	Listen func(network, addr string) (net.Listener, error)
 
 	srv   *http.Server
 	queue *connQueue
@@ -147,7 +150,11 @@ func (m *Manager) Apply(ls []*Listener) error {
 		if _, ok := m.bound[addr]; ok {
 			continue
 		}
-		ln, err := net.Listen("tcp", addr)
+		listen := m.Listen
+		if listen == nil {
+			listen = net.Listen
+		}
+		ln, err := listen("tcp", addr)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -328,14 +335,14 @@ func (m *Manager) tcpProxy(conn, raw net.Conn, tp *TCPProxy, info *httpproxy.Con
 	go func() {
 		n, _ := io.Copy(up, raw) // TCPConn to TCPConn: splice
 		m.TCP.BytesReceived.Add(n)
-		if tc, ok := up.(*net.TCPConn); ok {
+		if tc, ok := up.(interface{ CloseWrite() error }); ok {
 			tc.CloseWrite()
 		}
 		close(done)
 	}()
 	n, _ := io.Copy(raw, up)
 	m.TCP.BytesSent.Add(n)
-	if tc, ok := raw.(*net.TCPConn); ok {
+	if tc, ok := raw.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
 	}
 	<-done
