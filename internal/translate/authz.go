@@ -344,7 +344,7 @@ func (b *ruleBuilder) operation(field string, o *security.Operation) *rbacv3.Per
 		return headerPerm(":method", istioString(v, false)), nil
 	})
 	b.permList(&ands, field+".paths", true, o.Paths, o.NotPaths, func(v string) (*rbacv3.Permission, error) {
-		sm, err := pathMatcher(v)
+		sm, err := pathMatcher(v, b.deny)
 		if err != nil {
 			return nil, err
 		}
@@ -435,6 +435,9 @@ func (b *ruleBuilder) condition(field string, c *security.Condition) (*rbacv3.Pe
 			if v == "*" {
 				return &rbacv3.Permission{Rule: &rbacv3.Permission_Header{Header: &route.HeaderMatcher{Name: name,
 					HeaderMatchSpecifier: &route.HeaderMatcher_PresentMatch{PresentMatch: true}}}}, nil
+			}
+			if b.deny {
+				return headerPerm(name, denyHeaderMatcher(v)), nil
 			}
 			return headerPerm(name, istioString(v, false)), nil
 		})
@@ -601,15 +604,33 @@ func namespaceMatcher(v string) *matcher.StringMatcher {
 	return &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: ".*/ns/" + ns + "/.*"}}}
 }
 
+// pathParams matches RFC 3986 path parameters (";a=b") after a segment.
+const pathParams = "(;[^/]*)?"
+
 // pathMatcher is Istio's path syntax, including {*} and {**} templates.
-func pathMatcher(v string) (*matcher.StringMatcher, error) {
-	if !strings.ContainsAny(v, "{}") {
-		if v == "*" {
-			return &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Prefix{Prefix: "/"}}, nil
-		}
+// For DENY rules every segment may also carry path parameters, which
+// backends such as servlet containers strip: a deny of "/admin/*" also
+// denies "/admin;x=y/z".
+func pathMatcher(v string, deny bool) (*matcher.StringMatcher, error) {
+	if v == "*" {
+		return &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Prefix{Prefix: "/"}}, nil
+	}
+	if !deny && !strings.ContainsAny(v, "{}") {
 		return istioString(v, false), nil
 	}
+	params := ""
+	if deny {
+		params = pathParams
+	}
+	var lead, tail string
+	switch {
+	case strings.HasSuffix(v, "*"):
+		v, tail = strings.TrimSuffix(v, "*"), ".*"
+	case strings.HasPrefix(v, "*"):
+		v, lead = strings.TrimPrefix(v, "*"), ".*"
+	}
 	var re strings.Builder
+	re.WriteString(lead)
 	segs := strings.Split(v, "/")
 	for i, s := range segs {
 		if i > 0 {
@@ -626,8 +647,31 @@ func pathMatcher(v string) (*matcher.StringMatcher, error) {
 			}
 			re.WriteString(regexp.QuoteMeta(s))
 		}
+		if s != "" && (i < len(segs)-1 || tail == "") {
+			re.WriteString(params)
+		}
 	}
+	re.WriteString(tail)
 	return &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: re.String()}}}, nil
+}
+
+// denyHeaderMatcher matches a header value for DENY rules: each of the
+// comma-joined values of a repeated header is tried, so that adding a
+// second header line cannot hide the denied value.
+func denyHeaderMatcher(v string) *matcher.StringMatcher {
+	const before, after = `(.*,)?\s*`, `\s*(,.*)?`
+	var re string
+	switch {
+	case v == "*":
+		re = ".+"
+	case strings.HasSuffix(v, "*"):
+		re = before + regexp.QuoteMeta(strings.TrimSuffix(v, "*")) + ".*"
+	case strings.HasPrefix(v, "*"):
+		re = ".*" + regexp.QuoteMeta(strings.TrimPrefix(v, "*")) + after
+	default:
+		re = before + regexp.QuoteMeta(v) + after
+	}
+	return &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: re}}}
 }
 
 func cidrRange(v string) (*core.CidrRange, error) {
