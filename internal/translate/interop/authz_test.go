@@ -119,7 +119,7 @@ func (rc *recorder) take() []*http.Request {
 
 type resolver struct{ set *upstream.Set }
 
-func (r resolver) RouteTable(string) *router.Table          { return nil }
+func (r resolver) RouteTable(string) *router.Table       { return nil }
 func (r resolver) Cluster(name string) *upstream.Cluster { return r.set.Get(name) }
 
 // signer makes test tokens.
