@@ -10,6 +10,10 @@ import (
 // It is a pure function: the same inputs give the same, sorted output, and
 // neither input is modified.
 func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
+	return generate(snap, proxy, nil)
+}
+
+func generate(snap *model.Snapshot, proxy *model.Proxy, shared *Cache) *Resources {
 	sc := newScope(snap, proxy)
 	rules := newRuleIndex(snap, proxy)
 	eps := endpointSource(snap.Endpoints)
@@ -27,7 +31,7 @@ func Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
 
 	r := &Resources{}
 	r.Clusters = outboundClusters(targets, eps, diags)
-	r.Endpoints = loadAssignments(targets, eps, proxy.Metadata[MetadataLocality], peerAuthentications(snap))
+	r.Endpoints = shared.loadAssignments(snap, targets, eps, proxy.Metadata[MetadataLocality], peerAuthentications(snap))
 	switch {
 	case proxy.Generator == model.GeneratorGRPC:
 		r.Clusters = grpcClusters(r.Clusters)
