@@ -1,16 +1,34 @@
 // Package xds serves the mesh configuration to proxies over Envoy's xDS v3
 // protocol: ADS (state of the world and delta) and the per-type discovery
-// services, on top of go-control-plane's stream handling and snapshot
-// cache.
+// services (CDS, EDS, LDS, RDS, SDS), on top of go-control-plane's stream
+// handling and snapshot cache.
 //
 // Each connected proxy gets its own snapshot, generated from the current
 // model snapshot by the configured Generator. Every resource type carries
 // a version derived from a hash of that type's resources, so a proxy is
 // sent a type only when its own resources of that type changed (an
 // endpoint-only change sends EDS alone). Changes to the model are
-// debounced; only connected proxies are recomputed. The server tracks, per
-// proxy and type, what was sent, acknowledged and rejected, and exposes it
-// through Status and DebugHandler.
+// debounced; only connected proxies are recomputed, at most
+// Options.Workers at a time. The server tracks, per proxy and type, what
+// was sent, acknowledged and rejected, and exposes it through Status and
+// DebugHandler.
+//
+// Design notes:
+//   - Two caches: Envoy-like proxies use go-control-plane's ADS mode
+//     (responses in the order clusters, endpoints, listeners, routes,
+//     secrets; EDS and RDS answered once the proxy asks for every
+//     resource). Proxyless gRPC clients (node metadata GENERATOR=grpc) ask
+//     for single resources by name, which ADS mode would hold back
+//     forever, so they use a plain cache.
+//   - Snapshots are made consistent by buildSnapshot, which also counts
+//     api_listener route references (go-control-plane's Consistent does
+//     not).
+//   - A state-of-the-world NACK is not answered with the rejected version
+//     again (go-control-plane would, in a loop); the proxy gets the next
+//     version that differs.
+//   - Snapshots hold each resource as its interned encoding: generated
+//     objects are freed right away, proxies with identical resources share
+//     one copy, and responses are not marshaled a second time.
 package xds
 
 import (
