@@ -40,7 +40,7 @@ const nodeID = "sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.loc
 
 // harness is a control plane, a running proxy and helpers.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	cp  *xdstest.Server
 	p   *Proxy
 	ver atomic.Int64
@@ -48,7 +48,13 @@ type harness struct {
 
 func newHarness(t *testing.T, res xdstest.Resources) *harness {
 	t.Helper()
-	h := &harness{t: t, cp: xdstest.NewServer(t, "127.0.0.1:0")}
+	return newHarnessTB(t, res)
+}
+
+// newHarnessTB is newHarness for tests and benchmarks.
+func newHarnessTB(tb testing.TB, res xdstest.Resources) *harness {
+	tb.Helper()
+	h := &harness{t: tb, cp: xdstest.NewServer(tb, "127.0.0.1:0")}
 	h.push(res)
 	cfg := bootstrap.Default()
 	cfg.XDSAddress = h.cp.Addr
@@ -58,16 +64,16 @@ func newHarness(t *testing.T, res xdstest.Resources) *harness {
 	cfg.WarmingTimeout = bootstrap.Duration(300 * time.Millisecond)
 	p, err := New(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := p.Start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	h.p = p
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	tb.Cleanup(func() { cancel(); <-done })
 	h.waitReady()
 	return h
 }
@@ -105,7 +111,7 @@ type backend struct {
 	name string
 }
 
-func newBackend(t *testing.T, name string, h http.HandlerFunc) *backend {
+func newBackend(t testing.TB, name string, h http.HandlerFunc) *backend {
 	b := &backend{name: name}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.hits.Add(1)
