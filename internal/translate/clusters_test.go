@@ -152,6 +152,13 @@ func TestClustersDestinationRule(t *testing.T) {
 	if got := claAddresses(findCLA(r, v1.Name)); len(got) != 1 || got[0] != "10.1.0.21:80" {
 		t.Errorf("v1 endpoints = %v", got)
 	}
+	for _, rc := range r.Routes {
+		for _, vh := range rc.VirtualHosts {
+			if vh.Name == "httpbin.default.svc.cluster.local:8000" && vh.Routes[0].GetRoute().GetHashPolicy() != nil {
+				t.Errorf("default route hashes without consistentHash at port level: %v", vh.Routes[0].GetRoute().GetHashPolicy())
+			}
+		}
+	}
 	v2 := findCluster(r, "outbound|8000|v2|httpbin.default.svc.cluster.local")
 	if v2.LbPolicy != cluster.Cluster_MAGLEV || v2.TransportSocket == nil || v2.TransportSocketMatches != nil {
 		t.Errorf("v2 subset: lb %v socket %v", v2.LbPolicy, v2.TransportSocket)

@@ -68,7 +68,7 @@ func grpcRoutes(services []*model.Service, mesh *vsSet, base routeContext) []*ro
 				vh.Routes = vrc.httpRoutes(vs.vs.Http)
 			}
 			if len(vh.Routes) == 0 {
-				vh.Routes = []*route.Route{defaultRoute(OutboundClusterName(p.Number, "", svc.Hostname))}
+				vh.Routes = []*route.Route{rc.defaultRouteTo(svc, p.Number)}
 			}
 			for _, r := range vh.Routes {
 				delete(r.TypedPerFilterConfig, filterCORS)

@@ -406,10 +406,11 @@ func (rc *routeContext) hashPolicy(d *networking.Destination) []*route.RouteActi
 	if svc := rc.services(host); svc != nil {
 		ns = svc.Namespace
 	}
-	dr := rc.rules.lookup(host, ns)
-	if dr == nil {
+	br := rc.rules.lookupBound(host, ns)
+	if br == nil {
 		return nil
 	}
+	dr := br.rule
 	port := d.GetPort().GetNumber()
 	if port == 0 {
 		port = rc.port
@@ -431,6 +432,10 @@ func (rc *routeContext) hashPolicy(d *networking.Destination) []*route.RouteActi
 	case *networking.LoadBalancerSettings_ConsistentHashLB_HttpQueryParameterName:
 		hp.PolicySpecifier = &route.RouteAction_HashPolicy_QueryParameter_{QueryParameter: &route.RouteAction_HashPolicy_QueryParameter{Name: k.HttpQueryParameterName}}
 	default:
+		return nil
+	}
+	if err := hp.ValidateAll(); err != nil {
+		rc.diags.errorf(br.meta, "spec.trafficPolicy.loadBalancer.consistentHash", "hash key not applied, Envoy would reject it: %v", err)
 		return nil
 	}
 	return []*route.RouteAction_HashPolicy{hp}

@@ -6,6 +6,7 @@ import (
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
+	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/weftmesh/weft/internal/model"
 )
@@ -54,7 +55,7 @@ func sidecarRouteConfig(ps *portServices, mesh *vsSet, rc routeContext, sc *scop
 			vh.Routes = vrc.httpRoutes(vs.vs.Http)
 		}
 		if len(vh.Routes) == 0 {
-			vh.Routes = []*route.Route{defaultRoute(OutboundClusterName(ps.port, "", svc.Hostname))}
+			vh.Routes = []*route.Route{rc.defaultRouteTo(svc, ps.port)}
 		}
 		vhosts = append(vhosts, vh)
 	}
@@ -123,6 +124,15 @@ func catchAllVirtualHost(registryOnly bool) *route.VirtualHost {
 			}},
 		}},
 	}
+}
+
+// defaultRouteTo is the default route to a service port, with the hash
+// policy of the service's DestinationRule when it asks for consistent
+// hashing.
+func (rc *routeContext) defaultRouteTo(svc *model.Service, port uint32) *route.Route {
+	r := defaultRoute(OutboundClusterName(port, "", svc.Hostname))
+	r.GetRoute().HashPolicy = rc.hashPolicy(&networking.Destination{Host: svc.Hostname, Port: &networking.PortSelector{Number: port}})
+	return r
 }
 
 // defaultRoute sends everything to cluster, with Istio's defaults: no

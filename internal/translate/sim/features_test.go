@@ -243,3 +243,15 @@ func TestAutoMTLSFollowsServerPeerAuthentication(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultRouteHashesByDestinationRule(t *testing.T) {
+	// features' ratings DestinationRule hashes on x-user; a proxy whose
+	// VirtualService match does not apply still hashes on the default path
+	// of a service without VirtualService: check on ratings' own routes and
+	// on the default route of a service with only a DestinationRule.
+	s := simulate(t, "features", reviewsV2())
+	res := run(t, s, sim.Request{Address: ratingsVIP, Port: 9080, Host: "ratings", Path: "/x"})
+	if hp := res.RouteEntry.GetRoute().GetHashPolicy(); len(hp) != 1 || hp[0].GetHeader().GetHeaderName() != "x-user" {
+		t.Errorf("ratings route hash policy = %v", hp)
+	}
+}
