@@ -165,14 +165,6 @@ func TestLatencySVGGolden(t *testing.T) {
 	}
 }
 
-func TestNiceCeil(t *testing.T) {
-	for in, want := range map[float64]float64{0: 1, 0.7: 1, 1: 1, 1.2: 2, 3: 5, 7: 10, 13: 20, 0.013: 0.02} {
-		if got := niceCeil(in); math.Abs(got-want) > 1e-12 {
-			t.Errorf("niceCeil(%v) = %v, want %v", in, got, want)
-		}
-	}
-}
-
 func TestWriteRead(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.json")
 	f := fixture()

@@ -42,6 +42,7 @@ type config struct {
 	profile   bool
 	niceness  int
 	only      map[string]bool // targets to run; empty is all
+	render    string          // results file to render instead of running
 	cpSize    cpSize
 }
 
@@ -50,6 +51,17 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "weft-bench:", err)
 		os.Exit(2)
+	}
+	if cfg.render != "" {
+		f, err := report.ReadFile(cfg.render)
+		if err == nil {
+			err = render(f, cfg.render, filepath.Dir(cfg.render), cfg.markdown, func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) })
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "weft-bench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -82,6 +94,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.niceness, "nice", defNice, "niceness of the proxies, fortio and the backend (negative needs root): less disturbance from other work on the machine")
 	fs.BoolVar(&c.profile, "profile", true, "collect a CPU profile of weft-proxy under scenario 1's load")
 	targets := fs.String("proxies", "", "comma-separated targets to run (direct, weft-proxy, nginx, haproxy, caddy, weft-mesh); empty is all")
+	fs.StringVar(&c.render, "render", "", "only regenerate the plots and the markdown page from this results file")
 	fs.IntVar(&c.cpSize.services, "cp-services", 1000, "scenario 6: services")
 	fs.IntVar(&c.cpSize.proxies, "cp-proxies", 2000, "scenario 6: simulated proxies")
 	fs.IntVar(&c.cpSize.churnRate, "cp-churn", 100, "scenario 6: endpoint changes per second")
@@ -219,13 +232,20 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	e.logf("wrote %s", jsonPath)
+	return render(f, jsonPath, cfg.outDir, cfg.markdown, e.logf)
+}
+
+// render writes the SVG plots of f beside its results file and
+// regenerates the markdown page.
+func render(f *report.File, jsonPath, outDir, markdown string, logf func(string, ...any)) error {
+	stem := strings.TrimSuffix(filepath.Base(jsonPath), ".json")
 	plots := map[string]string{}
 	for i := range f.Scenarios {
 		s := &f.Scenarios[i]
 		if !s.HasCurves() {
 			continue
 		}
-		p := filepath.Join(cfg.outDir, stem+"-s"+s.ID+".svg")
+		p := filepath.Join(outDir, stem+"-s"+s.ID+".svg")
 		out, err := os.Create(p)
 		if err != nil {
 			return err
@@ -239,8 +259,8 @@ func run(ctx context.Context, cfg config) error {
 		}
 		plots[s.ID] = p
 	}
-	if cfg.markdown != "" {
-		out, err := os.Create(cfg.markdown)
+	if markdown != "" {
+		out, err := os.Create(markdown)
 		if err != nil {
 			return err
 		}
@@ -251,7 +271,7 @@ func run(ctx context.Context, cfg config) error {
 		if err != nil {
 			return err
 		}
-		e.logf("wrote %s", cfg.markdown)
+		logf("wrote %s", markdown)
 	}
 	return nil
 }
