@@ -23,13 +23,22 @@ type portServices struct {
 // hasHTTP reports whether the port needs an HTTP route configuration.
 func (p *portServices) hasHTTP() bool { return len(p.http) > 0 || len(p.sniffed) > 0 }
 
+// proxyPorts are the ports the sidecar itself listens on (admin,
+// outbound and inbound capture, HBONE, agent, readiness, Prometheus): a
+// service port among them gets no outbound listener, as in Istio, since
+// the listener would clash with the proxy's own.
+var proxyPorts = map[uint32]bool{15000: true, 15001: true, 15004: true, 15006: true, 15008: true, 15020: true, 15021: true, 15090: true}
+
 // groupByPort groups services by port number, sorted by port; within a
 // port services keep their (hostname) order. UDP ports are skipped: Envoy
-// does not proxy them.
+// does not proxy them; so are the proxy's own ports.
 func groupByPort(services []*model.Service) []*portServices {
 	byPort := map[uint32]*portServices{}
 	for _, svc := range services {
 		for _, p := range svc.Ports {
+			if proxyPorts[p.Number] {
+				continue
+			}
 			ps := byPort[p.Number]
 			if ps == nil {
 				ps = &portServices{port: p.Number}

@@ -92,3 +92,30 @@ func TestBadInputIsReportedNotEmitted(t *testing.T) {
 		}
 	}
 }
+
+func TestServicePortOnProxyPortGetsNoListener(t *testing.T) {
+	const clash = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: clash, namespace: default}
+spec:
+  hosts: [clash.default.svc.cluster.local]
+  addresses: [10.0.0.99]
+  resolution: STATIC
+  ports:
+  - {number: 15006, name: http, protocol: HTTP}
+  - {number: 15001, name: tcp, protocol: TCP}
+  endpoints:
+  - {address: 10.1.0.99}
+`
+	r := Generate(loadSnapshot(t, writeTemp(t, clash)), sidecarProxy("productpage", "v1", "10.1.0.11"))
+	validateResources(t, r)
+	for _, l := range r.Listeners {
+		if port := l.GetAddress().GetSocketAddress().GetPortValue(); (port == 15006 && l.Name != VirtualInboundListener) || (port == 15001 && l.Name != VirtualOutboundListener) {
+			t.Errorf("listener %s clashes with the proxy's own port %d", l.Name, port)
+		}
+	}
+	if findCluster(r, "outbound|15006||clash.default.svc.cluster.local") == nil {
+		t.Error("the service's cluster must still exist")
+	}
+}
