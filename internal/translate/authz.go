@@ -659,15 +659,15 @@ func pathMatcher(v string, deny bool) (*matcher.StringMatcher, error) {
 // comma-joined values of a repeated header is tried, so that adding a
 // second header line cannot hide the denied value.
 func denyHeaderMatcher(v string) *matcher.StringMatcher {
-	const before, after = `(.*,)?\s*`, `\s*(,.*)?`
+	const before, after = `(?s)(.*,)?\s*`, `\s*(,.*)?`
 	var re string
 	switch {
 	case v == "*":
-		re = ".+"
+		re = "(?s).+"
 	case strings.HasSuffix(v, "*"):
 		re = before + regexp.QuoteMeta(strings.TrimSuffix(v, "*")) + ".*"
 	case strings.HasPrefix(v, "*"):
-		re = ".*" + regexp.QuoteMeta(strings.TrimPrefix(v, "*")) + after
+		re = "(?s).*" + regexp.QuoteMeta(strings.TrimPrefix(v, "*")) + after
 	default:
 		re = before + regexp.QuoteMeta(v) + after
 	}
