@@ -25,7 +25,9 @@ func exactPath(p string) *rbacv3.Permission {
 		Path: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: p}}}}}}
 }
 
-func anyPrincipal() *rbacv3.Principal { return &rbacv3.Principal{Identifier: &rbacv3.Principal_Any{Any: true}} }
+func anyPrincipal() *rbacv3.Principal {
+	return &rbacv3.Principal{Identifier: &rbacv3.Principal_Any{Any: true}}
+}
 
 func engine(t testing.TB, action rbacv3.RBAC_Action, perms ...*rbacv3.Permission) *Engine {
 	e, err := CompileEngine("rules", &rbacv3.RBAC{Action: action, Policies: map[string]*rbacv3.Policy{
