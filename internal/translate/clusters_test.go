@@ -100,7 +100,7 @@ spec:
   host: httpbin
   trafficPolicy:
     connectionPool:
-      tcp: {maxConnections: 1, connectTimeout: 3s, tcpKeepalive: {time: 60s, interval: 10s, probes: 3}}
+      tcp: {maxConnections: 1, connectTimeout: 3s, tcpKeepalive: {time: 60s, interval: 10s, probes: 3}, idleTimeout: 5m}
       http: {http1MaxPendingRequests: 1, maxRequestsPerConnection: 1, http2MaxRequests: 7, maxRetries: 4, idleTimeout: 30s}
     outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 3m, maxEjectionPercent: 100}
     loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 30s}

@@ -13,6 +13,7 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Network and listener filter names.
@@ -79,7 +80,12 @@ type weightedCluster struct {
 
 // tcpProxy builds a tcp_proxy filter to one cluster or several weighted.
 func tcpProxy(statPrefix string, dests []weightedCluster) *listener.Filter {
-	tp := &tcpproxy.TcpProxy{StatPrefix: statPrefix}
+	return tcpProxyIdle(statPrefix, dests, nil)
+}
+
+// tcpProxyIdle is tcpProxy with an idle timeout (nil: Envoy's 1 h).
+func tcpProxyIdle(statPrefix string, dests []weightedCluster, idle *durationpb.Duration) *listener.Filter {
+	tp := &tcpproxy.TcpProxy{StatPrefix: statPrefix, IdleTimeout: idle}
 	if len(dests) == 1 {
 		tp.ClusterSpecifier = &tcpproxy.TcpProxy_Cluster{Cluster: dests[0].name}
 	} else {

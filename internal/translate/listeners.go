@@ -178,7 +178,13 @@ func (rc *routeContext) tcpChains(svc *model.Service, mesh *vsSet) []*listener.F
 		}
 	}
 	prefix := "outbound|" + portString(rc.port) + "||" + svc.Hostname
-	return append(chains, &listener.FilterChain{Name: prefix, Filters: []*listener.Filter{tcpProxy(prefix, dests)}})
+	return append(chains, &listener.FilterChain{Name: prefix, Filters: []*listener.Filter{tcpProxyIdle(prefix, dests, rc.tcpIdleTimeout(svc))}})
+}
+
+// tcpIdleTimeout is the service's DestinationRule connectionPool.tcp
+// idleTimeout for the port, or nil.
+func (rc *routeContext) tcpIdleTimeout(svc *model.Service) *durationpb.Duration {
+	return effectivePolicy(rc.rules.lookup(svc.Hostname, svc.Namespace), rc.port, "").pool.GetTcp().GetIdleTimeout()
 }
 
 // sniChains builds, for a TLS service on a shared wildcard listener, the

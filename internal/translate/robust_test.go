@@ -3,6 +3,9 @@ package translate
 import (
 	"strings"
 	"testing"
+	"time"
+
+	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
 	"github.com/weftmesh/weft/internal/model"
 )
@@ -118,4 +121,33 @@ spec:
 	if findCluster(r, "outbound|15006||clash.default.svc.cluster.local") == nil {
 		t.Error("the service's cluster must still exist")
 	}
+}
+
+func TestTCPIdleTimeoutFromDestinationRule(t *testing.T) {
+	const dr = `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: mongodb, namespace: default}
+spec:
+  host: mongodb
+  trafficPolicy:
+    connectionPool:
+      tcp: {idleTimeout: 5m}
+`
+	r := Generate(loadSnapshot(t, testdataDir+"/base/bookinfo.yaml", writeTemp(t, dr)), sidecarProxy("productpage", "v1", "10.1.0.11"))
+	validateResources(t, r)
+	for _, l := range r.Listeners {
+		if l.Name != "10.0.0.30_27017" {
+			continue
+		}
+		tp := &tcpproxy.TcpProxy{}
+		if err := l.FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(tp); err != nil {
+			t.Fatal(err)
+		}
+		if tp.IdleTimeout.AsDuration() != 5*time.Minute {
+			t.Errorf("idle timeout = %v", tp.IdleTimeout)
+		}
+		return
+	}
+	t.Fatal("no mongodb listener")
 }
