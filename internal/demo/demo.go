@@ -604,7 +604,10 @@ func (d *Demo) PrintSummary() {
 	}
 	fmt.Fprintf(&b, "\n  Call httpbin from the fortio client's sidecar:\n")
 	fmt.Fprintf(&b, "    curl -x http://%s http://httpbin:8000/get\n", fortio.Egress)
-	fmt.Fprintf(&b, "    HTTP_PROXY=http://%s fortio load -c 2 -qps 0 -n 20 http://httpbin:8000/get\n", fortio.Egress)
+	// fortio resolves the target itself; -resolve sends its connections
+	// to the forward proxy's address instead (the port is the proxy's).
+	host, _, _ := net.SplitHostPort(fortio.Egress)
+	fmt.Fprintf(&b, "    HTTP_PROXY=http://%s fortio load -stdclient -resolve %s -c 3 -qps 0 -n 30 http://httpbin:8000/get\n", fortio.Egress, host)
 	fmt.Fprintf(&b, "\nPress Ctrl-C to stop.\n")
 	d.out.printf("%s", b.String())
 }
