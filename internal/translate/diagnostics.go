@@ -11,6 +11,8 @@ import (
 type diagnostics struct {
 	list model.Diagnostics
 	seen map[string]bool
+	// snap, when set, finds the objects that declared services.
+	snap *model.Snapshot
 }
 
 // errorf records an error about object m (nil if unknown) at field.
@@ -42,6 +44,24 @@ func (d *diagnostics) add(sev model.Severity, m *model.Meta, field, format strin
 		d.seen[key] = true
 		d.list = append(d.list, diag)
 	}
+}
+
+// serviceWarnf records a warning about a service, naming the object that
+// declared it when known.
+func (d *diagnostics) serviceWarnf(svc *model.Service, format string, args ...any) {
+	if d == nil {
+		return
+	}
+	var m *model.Meta
+	if k := svc.Origin; k != nil {
+		m = &model.Meta{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name}
+		if d.snap != nil {
+			if c := d.snap.Get(*k); c != nil {
+				m = &c.Meta
+			}
+		}
+	}
+	d.warnf(m, "", format, args...)
 }
 
 // sorted returns the diagnostics in a stable order.

@@ -19,7 +19,7 @@ func generate(snap *model.Snapshot, proxy *model.Proxy, shared *Cache) *Resource
 	eps := endpointSource(snap.Endpoints)
 	targets := outboundTargets(sc.services, rules)
 	vss := virtualServices(snap, proxy.Namespace)
-	diags := &diagnostics{}
+	diags := &diagnostics{snap: snap}
 	rc := routeContext{
 		diags:     diags,
 		proxy:     proxy,

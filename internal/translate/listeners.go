@@ -99,8 +99,17 @@ func outboundListeners(ports []*portServices, mesh *vsSet, rc routeContext, sc *
 				if hasServerNames(l.FilterChains) {
 					l.ListenerFilters = []*listener.ListenerFilter{tlsInspector()}
 				}
+				for _, svc := range wildTCP[1:] {
+					rc.diags.serviceWarnf(svc, "TCP port %d: service %s has no address and shares the port with %s; connections to the port go to %s (give the services addresses)",
+						ps.port, svc.Hostname, wildTCP[0].Hostname, wildTCP[0].Hostname)
+				}
 			}
 			add(l)
+		}
+		if len(ps.http) > 0 || len(wildSniffed) > 0 {
+			for _, svc := range wildTCP {
+				rc.diags.serviceWarnf(svc, "TCP port %d: service %s has no address and the port is also an HTTP port of another service; its TCP traffic is handled as HTTP (give it an address)", ps.port, svc.Hostname)
+			}
 		}
 	}
 	return out

@@ -151,3 +151,32 @@ spec:
 	}
 	t.Fatal("no mongodb listener")
 }
+
+func TestTCPPortConflictsWarn(t *testing.T) {
+	const conflict = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db-a, namespace: default}
+spec:
+  hosts: [db-a.default.svc.cluster.local]
+  resolution: STATIC
+  ports:
+  - {number: 5432, name: tcp, protocol: TCP}
+  endpoints: [{address: 10.1.1.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db-b, namespace: default}
+spec:
+  hosts: [db-b.default.svc.cluster.local]
+  resolution: STATIC
+  ports:
+  - {number: 5432, name: tcp, protocol: TCP}
+  endpoints: [{address: 10.1.1.2}]
+`
+	r := Generate(loadSnapshot(t, writeTemp(t, conflict)), sidecarProxy("productpage", "v1", "10.1.0.11"))
+	validateResources(t, r)
+	if len(r.Diagnostics) != 1 || !strings.Contains(r.Diagnostics[0].String(), "extra.yaml:12: warning: ServiceEntry default/db-b: TCP port 5432: service db-b.default.svc.cluster.local has no address") {
+		t.Errorf("diagnostics = %v", r.Diagnostics)
+	}
+}

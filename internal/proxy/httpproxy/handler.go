@@ -258,8 +258,7 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 	}
 
 	// Build the outbound request once; attempts only change URL host.
-	out := new(http.Request)
-	*out = *r
+	out := r.WithContext(ctx)
 	out.RequestURI = ""
 	out.Header = r.Header
 	out.Close = false
@@ -339,15 +338,8 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 	}
 	hash, hasHash := requestHash(route, r)
 
-	var tried []*upstream.Host
-	skip := func(x *upstream.Host) bool {
-		for _, t := range tried {
-			if t == x {
-				return true
-			}
-		}
-		return false
-	}
+	var triedBuf [4]*upstream.Host
+	tried := triedBuf[:0]
 	maxAttempts := 1
 	if retry != nil {
 		maxAttempts += retry.NumRetries
@@ -358,7 +350,15 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 		info.Attempts = attempt
 		var pickSkip func(*upstream.Host) bool
 		if retry != nil && retry.PreviousHosts && len(tried) > 0 {
-			pickSkip = skip
+			prev := append([]*upstream.Host(nil), tried...)
+			pickSkip = func(x *upstream.Host) bool {
+				for _, t := range prev {
+					if t == x {
+						return true
+					}
+				}
+				return false
+			}
 		}
 		host := cl.Pick(origDst, hash, hasHash, pickSkip)
 		if host == nil {
@@ -486,13 +486,12 @@ func (h *Handler) attempt(ctx context.Context, cl *upstream.Cluster, host *upstr
 	}
 	tryCtx := ctx
 	var cancel context.CancelFunc
+	req := out
+	out.URL.Host = host.Addr // out is ours; attempts are sequential
 	if route.Retry != nil && route.Retry.PerTryTimeout > 0 {
 		tryCtx, cancel = context.WithTimeout(ctx, route.Retry.PerTryTimeout)
+		req = out.WithContext(tryCtx)
 	}
-	req := out.WithContext(tryCtx)
-	u := *out.URL
-	u.Host = host.Addr
-	req.URL = &u
 	host.Active.Add(1)
 	resp, err := cl.RoundTrip(req)
 	host.Active.Add(-1)

@@ -110,8 +110,8 @@ type staticResolver struct {
 	clusters *upstream.Set
 }
 
-func (r *staticResolver) RouteTable(name string) *router.Table { return r.routes[name] }
-func (r *staticResolver) Cluster(name string) *upstream.Cluster  { return r.clusters.Get(name) }
+func (r *staticResolver) RouteTable(name string) *router.Table  { return r.routes[name] }
+func (r *staticResolver) Cluster(name string) *upstream.Cluster { return r.clusters.Get(name) }
 
 // TestOriginalDstDispatch intercepts connections with iptables REDIRECT
 // inside a network namespace, like an Istio sidecar: the outbound

@@ -20,6 +20,7 @@ type strictConn struct {
 	net.Conn
 	in      []byte // read but not yet validated
 	out     []byte // validated, not yet returned
+	outBuf  []byte // backing storage reused for out
 	state   strictState
 	remain  int64 // body bytes left (fixed length or current chunk)
 	trailer bool
@@ -238,7 +239,13 @@ func (c *strictConn) advance() error {
 }
 
 func (c *strictConn) release(n int) {
+	if len(c.out) == 0 {
+		c.out = c.outBuf[:0]
+	}
 	c.out = append(c.out, c.in[:n]...)
+	if cap(c.out) > cap(c.outBuf) {
+		c.outBuf = c.out[:0]
+	}
 	c.in = c.in[n:]
 	if len(c.in) == 0 {
 		c.in = c.in[:0]
@@ -304,115 +311,145 @@ func validateField(line []byte) error {
 }
 
 // validateHead checks a request head (ending in CRLF) and returns how
-// the body is framed.
+// the body is framed. It does not allocate.
 func validateHead(head []byte) (strictState, int64, error) {
-	lines := bytes.Split(head[:len(head)-2], []byte("\r\n"))
-	for _, l := range lines {
-		if bytes.IndexByte(l, '\n') >= 0 || bytes.IndexByte(l, '\r') >= 0 {
-			return 0, 0, bad("bare CR or LF in request head")
+	head = head[:len(head)-2]
+	if bytes.IndexByte(head, '\r') >= 0 || bytes.IndexByte(head, '\n') >= 0 {
+		// Only CRLF pairs may appear; check each line below.
+		for i := 0; i < len(head); i++ {
+			switch head[i] {
+			case '\r':
+				if i+1 >= len(head) || head[i+1] != '\n' {
+					return 0, 0, bad("bare CR in request head")
+				}
+				i++
+			case '\n':
+				return 0, 0, bad("bare LF in request head")
+			}
 		}
 	}
-	rl := lines[0]
-	parts := bytes.Split(rl, []byte(" "))
-	if len(parts) != 3 || len(parts[0]) == 0 || len(parts[1]) == 0 {
+	rl, rest, _ := bytes.Cut(head, crlf)
+	sp1 := bytes.IndexByte(rl, ' ')
+	sp2 := bytes.LastIndexByte(rl, ' ')
+	if sp1 <= 0 || sp2 <= sp1+1 || bytes.IndexByte(rl[sp1+1:sp2], ' ') >= 0 {
 		return 0, 0, bad("malformed request line")
 	}
-	for _, b := range parts[0] {
+	method, target, version := rl[:sp1], rl[sp1+1:sp2], rl[sp2+1:]
+	for _, b := range method {
 		if !isTchar(b) {
 			return 0, 0, bad("invalid method")
 		}
 	}
-	version := string(parts[2])
-	if version != "HTTP/1.1" && version != "HTTP/1.0" {
-		return 0, 0, &httpError{400, "unsupported HTTP version"}
+	http10 := string(version) == "HTTP/1.0"
+	if string(version) != "HTTP/1.1" && !http10 {
+		return 0, 0, bad("unsupported HTTP version")
 	}
-	for _, b := range parts[1] {
+	for _, b := range target {
 		if b <= 0x20 || b == 0x7f || b >= 0x80 {
 			return 0, 0, bad("invalid request target")
 		}
 	}
-	target := string(parts[1])
-	method := string(parts[0])
-	var hosts, cls, tes []string
-	upgrade := false
-	for _, l := range lines[1:] {
-		if err := validateField(l); err != nil {
+	var host []byte
+	hosts := 0
+	var length int64 = -1
+	chunked, otherTE, upgrade := false, false, false
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, crlf)
+		if err := validateField(line); err != nil {
 			return 0, 0, err
 		}
-		colon := bytes.IndexByte(l, ':')
-		name := strings.ToLower(string(l[:colon]))
-		value := strings.Trim(string(l[colon+1:]), " \t")
-		switch name {
-		case "host":
-			hosts = append(hosts, value)
-		case "content-length":
-			for _, v := range strings.Split(value, ",") {
-				cls = append(cls, strings.Trim(v, " \t"))
+		colon := bytes.IndexByte(line, ':')
+		name, value := line[:colon], bytes.Trim(line[colon+1:], " \t")
+		switch {
+		case bytes.EqualFold(name, []byte("host")):
+			hosts++
+			host = value
+		case bytes.EqualFold(name, []byte("content-length")):
+			for len(value) > 0 {
+				var v []byte
+				v, value, _ = bytes.Cut(value, []byte(","))
+				n, ok := parseDecimal(bytes.Trim(v, " \t"))
+				if !ok {
+					return 0, 0, bad("invalid Content-Length")
+				}
+				if length >= 0 && n != length {
+					return 0, 0, bad("conflicting Content-Length values")
+				}
+				length = n
 			}
-		case "transfer-encoding":
-			for _, v := range strings.Split(value, ",") {
-				tes = append(tes, strings.ToLower(strings.Trim(v, " \t")))
+		case bytes.EqualFold(name, []byte("transfer-encoding")):
+			for len(value) > 0 {
+				var v []byte
+				v, value, _ = bytes.Cut(value, []byte(","))
+				v = bytes.Trim(v, " \t")
+				if chunked {
+					otherTE = true // chunked must be the final coding
+				}
+				if bytes.EqualFold(v, []byte("chunked")) {
+					chunked = true
+				} else {
+					otherTE = true
+				}
 			}
-		case "upgrade":
+		case bytes.EqualFold(name, []byte("upgrade")):
 			upgrade = true
 		}
 	}
-	if version == "HTTP/1.1" && len(hosts) != 1 || len(hosts) > 1 {
+	if !http10 && hosts != 1 || hosts > 1 {
 		return 0, 0, bad("exactly one Host header is required")
 	}
-	if len(hosts) == 1 {
-		h := hosts[0]
-		for i := 0; i < len(h); i++ {
-			if b := h[i]; b <= 0x20 || b >= 0x7f || strings.IndexByte(`"<>\^`+"`{|}/?#@", b) >= 0 {
-				return 0, 0, bad("invalid Host header")
-			}
+	for _, b := range host {
+		if b <= 0x20 || b >= 0x7f || bytes.IndexByte([]byte(`"<>\^`+"`{|}/?#@"), b) >= 0 {
+			return 0, 0, bad("invalid Host header")
 		}
 	}
-	if i := strings.Index(target, "://"); i > 0 && !strings.HasPrefix(target, "/") {
+	if i := bytes.Index(target, []byte("://")); i > 0 && target[0] != '/' {
 		auth := target[i+3:]
-		if j := strings.IndexAny(auth, "/?#"); j >= 0 {
+		if j := bytes.IndexAny(auth, "/?#"); j >= 0 {
 			auth = auth[:j]
 		}
-		if strings.Contains(auth, "@") {
+		if bytes.IndexByte(auth, '@') >= 0 {
 			return 0, 0, bad("userinfo in request target")
 		}
-		if len(hosts) == 1 && !strings.EqualFold(hosts[0], auth) {
+		if hosts == 1 && !bytes.EqualFold(host, auth) {
 			return 0, 0, bad("Host header disagrees with the request target")
 		}
-	} else if !strings.HasPrefix(target, "/") && !(target == "*" && method == "OPTIONS") && method != "CONNECT" {
+	} else if target[0] != '/' && !(string(target) == "*" && string(method) == "OPTIONS") && string(method) != "CONNECT" {
 		return 0, 0, bad("invalid request target")
 	}
-	if len(tes) > 0 {
-		if version == "HTTP/1.0" {
+	if chunked || otherTE {
+		switch {
+		case http10:
 			return 0, 0, bad("Transfer-Encoding in HTTP/1.0")
-		}
-		if len(cls) > 0 {
+		case length >= 0:
 			return 0, 0, bad("both Content-Length and Transfer-Encoding")
-		}
-		if len(tes) != 1 || tes[0] != "chunked" {
+		case otherTE:
 			return 0, 0, &httpError{501, "unsupported transfer coding"}
-		}
-		if upgrade {
+		case upgrade:
 			return stPassthrough, 0, nil
 		}
 		return stChunkSize, 0, nil
 	}
-	var length int64 = -1
-	for _, v := range cls {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 || v == "" || v[0] == '+' {
-			return 0, 0, bad("invalid Content-Length")
-		}
-		if length >= 0 && n != length {
-			return 0, 0, bad("conflicting Content-Length values")
-		}
-		length = n
-	}
-	if upgrade || method == "CONNECT" {
+	if upgrade || string(method) == "CONNECT" {
 		return stPassthrough, 0, nil
 	}
-	if length < 0 {
-		length = 0
+	return stFixedBody, max(length, 0), nil
+}
+
+var crlf = []byte("\r\n")
+
+// parseDecimal parses 1*DIGIT without sign, rejecting overflow.
+func parseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
 	}
-	return stFixedBody, length, nil
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }

@@ -65,6 +65,7 @@ type Cluster struct {
 	maxConnections, maxPending, maxRequests, maxRetries int64
 	connSlots                                           chan struct{} // HTTP/1.1: one slot per connection in use
 	retriesActive                                       atomic.Int64
+	releaseState
 
 	transport http.RoundTripper
 	closeIdle func()

@@ -38,17 +38,18 @@ func (cl *Cluster) OrigDstHeader() bool { return cl.origDstHeader }
 // UO) or a release function that must be called when the request ends.
 func (cl *Cluster) Acquire(ctx context.Context) (release func(), err error) {
 	st := cl.Stats
+	cl.releaseFuncs()
 	if st.RqActive.Add(1) > cl.maxRequests {
 		st.RqActive.Add(-1)
 		st.RqPendingOverflow.Add(1)
 		return nil, ErrOverflow
 	}
 	if cl.HTTP2 {
-		return cl.releaseRequest, nil
+		return cl.releaseRequestFn, nil
 	}
 	select {
 	case cl.connSlots <- struct{}{}:
-		return cl.releaseH1, nil
+		return cl.releaseH1Fn, nil
 	default:
 	}
 	// Every connection is busy: queue as a pending request, if allowed.
@@ -63,7 +64,7 @@ func (cl *Cluster) Acquire(ctx context.Context) (release func(), err error) {
 	defer t.Stop()
 	select {
 	case cl.connSlots <- struct{}{}:
-		return cl.releaseH1, nil
+		return cl.releaseH1Fn, nil
 	case <-ctx.Done():
 		st.RqActive.Add(-1)
 		return nil, ctx.Err()
@@ -75,6 +76,15 @@ func (cl *Cluster) Acquire(ctx context.Context) (release func(), err error) {
 }
 
 func (cl *Cluster) releaseRequest() { cl.Stats.RqActive.Add(-1) }
+
+// releaseFuncs returns the release closures, bound once per cluster so
+// that Acquire does not allocate.
+func (cl *Cluster) releaseFuncs() (h1, h2 func()) {
+	cl.bindOnce.Do(func() {
+		cl.releaseH1Fn, cl.releaseRequestFn = cl.releaseH1, cl.releaseRequest
+	})
+	return cl.releaseH1Fn, cl.releaseRequestFn
+}
 
 func (cl *Cluster) releaseH1() {
 	<-cl.connSlots
