@@ -399,3 +399,52 @@ func TestDenyMatchers(t *testing.T) {
 		t.Errorf("deny host: %s", re)
 	}
 }
+
+// TestGatewayAuthorization: a policy in istio-system selecting the
+// ingress gateway guards every gateway HTTP listener.
+func TestGatewayAuthorization(t *testing.T) {
+	snap := loadSnapshot(t, "../../testdata/translate/base/bookinfo.yaml")
+	extra, ds := manifest.Decode("gw.yaml", []byte(`
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bookinfo-gateway, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ingress, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: DENY
+  rules: [{from: [{source: {remoteIpBlocks: ["1.2.3.0/24"]}}]}]
+`), "file")
+	if len(ds) > 0 {
+		t.Fatal(ds)
+	}
+	snap = model.NewStore().Update(&model.SourceState{Source: "file", Configs: append(snap.Configs(), extra...), Synced: true})
+	r := Generate(snap, gatewayProxy())
+	found := false
+	for _, l := range r.Listeners {
+		for _, fc := range l.FilterChains {
+			for _, f := range fc.Filters {
+				if f.Name != filterHCM {
+					continue
+				}
+				h := &hcm.HttpConnectionManager{}
+				if err := f.GetTypedConfig().UnmarshalTo(h); err != nil {
+					t.Fatal(err)
+				}
+				rs := httpRBAC(t, h.HttpFilters)
+				if len(rs) != 1 || rs[0].Action != rbacv3.RBAC_DENY || !strings.Contains(compact(t, rs[0]), `"remoteIp"`) {
+					t.Errorf("gateway listener %s: %v", l.Name, rs)
+				}
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no gateway HTTP listener")
+	}
+}
