@@ -44,7 +44,7 @@ func generate(snap *model.Snapshot, proxy *model.Proxy, shared *Cache) *Resource
 		r.Listeners = gatewayListeners(servers, vss, rc)
 		r.Routes = gatewayRoutes(servers, vss, rc)
 	default:
-		ports := groupByPort(sc.services)
+		ports := groupByPort(sc.services, sc)
 		inbound := inboundPorts(snap.Services(), eps, proxy.IPs)
 		if sc.sidecar != nil && len(sc.sidecar.Ingress) > 0 {
 			inbound = sidecarIngressPorts(sc.sidecar.Ingress, proxy, diags)

@@ -31,12 +31,13 @@ var proxyPorts = map[uint32]bool{15000: true, 15001: true, 15004: true, 15006: t
 
 // groupByPort groups services by port number, sorted by port; within a
 // port services keep their (hostname) order. UDP ports are skipped: Envoy
-// does not proxy them; so are the proxy's own ports.
-func groupByPort(services []*model.Service) []*portServices {
+// does not proxy them; so are the proxy's own ports, and ports a Sidecar's
+// egress listeners do not admit the service on.
+func groupByPort(services []*model.Service, sc *scope) []*portServices {
 	byPort := map[uint32]*portServices{}
 	for _, svc := range services {
 		for _, p := range svc.Ports {
-			if proxyPorts[p.Number] {
+			if proxyPorts[p.Number] || !sc.admitsPort(svc, p.Number) {
 				continue
 			}
 			ps := byPort[p.Number]

@@ -180,3 +180,33 @@ spec:
 		t.Errorf("diagnostics = %v", r.Diagnostics)
 	}
 }
+
+func TestSidecarEgressPortScope(t *testing.T) {
+	const sidecar = `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  egress:
+  - port: {number: 9080, protocol: HTTP, name: http}
+    hosts: ["./reviews.default.svc.cluster.local"]
+  - hosts: ["./*"]
+`
+	r := Generate(loadSnapshot(t, testdataDir+"/base/bookinfo.yaml", writeTemp(t, sidecar)), sidecarProxy("productpage", "v1", "10.1.0.11"))
+	validateResources(t, r)
+	vhosts := map[string]bool{}
+	for _, rc := range r.Routes {
+		for _, vh := range rc.VirtualHosts {
+			vhosts[vh.Name] = true
+		}
+	}
+	for name, want := range map[string]bool{
+		"reviews.default.svc.cluster.local:9080": true,
+		"ratings.default.svc.cluster.local:9080": false,
+		"httpbin.default.svc.cluster.local:8000": true,
+	} {
+		if vhosts[name] != want {
+			t.Errorf("virtual host %s present = %v, want %v", name, vhosts[name], want)
+		}
+	}
+}

@@ -21,17 +21,32 @@ type scope struct {
 	registryOnly bool
 	// sidecar is the Sidecar resource that applies to the proxy, or nil.
 	sidecar *networking.Sidecar
+	// portEgress maps an egress listener's port to its hosts: for that
+	// port only those hosts get listeners and routes, as in Istio. Other
+	// ports use the hosts of the egress listeners without a port
+	// (catchAll; nil with a Sidecar means none).
+	portEgress map[uint32][]string
+	catchAll   []string
+	namespace  string
 	// byHost indexes services by hostname.
 	byHost map[string]*model.Service
 }
 
 // newScope computes the scope of proxy in snap.
 func newScope(snap *model.Snapshot, proxy *model.Proxy) *scope {
-	sc := &scope{}
+	sc := &scope{namespace: proxy.Namespace}
 	if sidecar := selectSidecar(snap, proxy); sidecar != nil {
 		sc.sidecar = sidecar
 		for _, eg := range sidecar.Egress {
 			sc.egress = append(sc.egress, eg.Hosts...)
+			if n := eg.GetPort().GetNumber(); n != 0 {
+				if sc.portEgress == nil {
+					sc.portEgress = map[uint32][]string{}
+				}
+				sc.portEgress[n] = append(sc.portEgress[n], eg.Hosts...)
+			} else {
+				sc.catchAll = append(sc.catchAll, eg.Hosts...)
+			}
 		}
 		if p := sidecar.OutboundTrafficPolicy; p != nil && p.Mode == networking.OutboundTrafficPolicy_REGISTRY_ONLY {
 			sc.registryOnly = true
@@ -64,7 +79,26 @@ func (sc *scope) admits(self, ns, host string) bool {
 	if sc.egress == nil {
 		return true
 	}
-	for _, e := range sc.egress {
+	return hostsAdmit(sc.egress, self, ns, host)
+}
+
+// admitsPort reports whether the service gets a listener and routes on
+// port: by the egress listener of that port if there is one, else by the
+// egress listeners without port.
+func (sc *scope) admitsPort(svc *model.Service, port uint32) bool {
+	if sc.egress == nil {
+		return true
+	}
+	hosts, ok := sc.portEgress[port]
+	if !ok {
+		hosts = sc.catchAll
+	}
+	return hostsAdmit(hosts, sc.namespace, svc.Namespace, svc.Hostname)
+}
+
+// hostsAdmit matches "namespace/host" egress patterns.
+func hostsAdmit(egress []string, self, ns, host string) bool {
+	for _, e := range egress {
 		ens, eh, ok := strings.Cut(e, "/")
 		if !ok {
 			ens, eh = "*", e
