@@ -1,0 +1,121 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftmesh/weft/internal/proxy/xdstest"
+)
+
+func h2cClient() *http.Client {
+	return &http.Client{Transport: &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, n, a string, _ *tls.Config) (net.Conn, error) {
+		return net.Dial(n, a)
+	}}}
+}
+
+// TestHTTP2UpstreamAndTrailers sends gRPC-style requests (h2c, TE:
+// trailers, response trailers) through an http2 cluster: the upstream
+// must see HTTP/2 on one multiplexed connection and the client must get
+// the trailers.
+func TestHTTP2UpstreamAndTrailers(t *testing.T) {
+	var conns atomic.Int64
+	up := httptest.NewUnstartedServer(h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("Trailer", "Grpc-Status")
+		fmt.Fprintf(w, "proto=%s te=%s", r.Proto, r.Header.Get("Te"))
+		w.Header().Set("Grpc-Status", "0")
+	}), &http2.Server{}))
+	up.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.Start()
+	defer up.Close()
+
+	h2cluster := xdstest.StaticCluster("outbound|50051||grpc", strings.TrimPrefix(up.URL, "http://"))
+	h2cluster.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": xdstest.Any(&httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}}}})}
+	lis := xdstest.FreeAddr(t)
+	newHarness(t, xdstest.Resources{
+		Clusters:  []*clusterv3.Cluster{h2cluster},
+		Listeners: []*listenerv3.Listener{xdstest.HTTPListener("0.0.0.0_50051", lis, xdstest.HCM("50051", "50051"))},
+		Routes:    []*routev3.RouteConfiguration{xdstest.RouteConfig("50051", "outbound|50051||grpc")},
+	})
+	client := h2cClient()
+	for i := range 20 {
+		req, _ := http.NewRequest("POST", "http://"+lis+"/pkg.Svc/Method", strings.NewReader("\x00\x00\x00\x00\x00"))
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("Te", "trailers")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "proto=HTTP/2.0 te=trailers" || resp.Trailer.Get("Grpc-Status") != "0" {
+			t.Fatalf("request %d: body %q trailers %v", i, body, resp.Trailer)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("upstream saw %d connections for 20 requests, want 1 multiplexed", n)
+	}
+}
+
+func TestCORS(t *testing.T) {
+	b := newBackend(t, "app", nil)
+	cors := xdstest.Any(&corsv3.CorsPolicy{
+		AllowOriginStringMatch: []*matcherv3.StringMatcher{{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "https://ok.example"}}},
+		AllowMethods:           "GET,POST", AllowHeaders: "x-a", MaxAge: "60", AllowCredentials: wrapperspb.Bool(true),
+	})
+	rc := xdstest.RouteConfig("80", "outbound|80||app")
+	rc.VirtualHosts[0].TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.cors": cors}
+	lis := xdstest.FreeAddr(t)
+	newHarness(t, xdstest.Resources{
+		Clusters:  []*clusterv3.Cluster{xdstest.StaticCluster("outbound|80||app", b.addr())},
+		Listeners: []*listenerv3.Listener{xdstest.HTTPListener("0.0.0.0_80", lis, xdstest.HCM("80", "80"))},
+		Routes:    []*routev3.RouteConfiguration{rc},
+	})
+	pre, _ := http.NewRequest("OPTIONS", "http://"+lis+"/x", nil)
+	pre.Header.Set("Origin", "https://ok.example")
+	pre.Header.Set("Access-Control-Request-Method", "POST")
+	hits := b.hits.Load()
+	resp, err := http.DefaultClient.Do(pre)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://ok.example" ||
+		resp.Header.Get("Access-Control-Allow-Methods") != "GET,POST" || resp.Header.Get("Access-Control-Max-Age") != "60" || b.hits.Load() != hits {
+		t.Fatalf("preflight: %d %v (upstream hits %d)", resp.StatusCode, resp.Header, b.hits.Load()-hits)
+	}
+	_, _, h := get(t, "http://"+lis+"/x", "Origin", "https://ok.example")
+	if h.Get("Access-Control-Allow-Origin") != "https://ok.example" || h.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("simple request CORS headers %v", h)
+	}
+	_, _, h = get(t, "http://"+lis+"/x", "Origin", "https://evil.example")
+	if h.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("disallowed origin got %q", h.Get("Access-Control-Allow-Origin"))
+	}
+}
