@@ -84,6 +84,9 @@ func startDemo(t *testing.T, bin string) *runningDemo {
 	d.cmd = exec.Command(filepath.Join(bin, "weft"), args...)
 	d.cmd.Stdout = d.out
 	d.cmd.Stderr = d.out
+	// Its own process group, as a shell job: a terminal's Ctrl-C is
+	// SIGINT to the group.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
