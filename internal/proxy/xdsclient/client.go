@@ -190,6 +190,7 @@ type typeState struct {
 	version   string
 	nonce     string
 	received  bool
+	nacks     int // consecutive NACKs, for nackDelay
 	wildcard  bool
 	names     map[string]bool // subscribed names when not wildcard
 	resources map[string]proto.Message
@@ -204,6 +205,8 @@ type stream struct {
 	// warm fires when an incomplete config has waited WarmingTimeout.
 	warm      *time.Timer
 	warmFired chan struct{}
+	// delayed carries NACKs whose sending was postponed (see nackDelay).
+	delayed chan func() error
 }
 
 func (c *Client) runStream(ctx context.Context) (gotResponse bool, err error) {
@@ -314,6 +317,7 @@ func (c *Client) runStream(ctx context.Context) (gotResponse bool, err error) {
 		}
 	}
 	st.warmFired = make(chan struct{}, 1)
+	st.delayed = make(chan func() error, 8)
 	st.startWarming()
 	defer st.stopWarming()
 	for {
@@ -322,6 +326,10 @@ func (c *Client) runStream(ctx context.Context) (gotResponse bool, err error) {
 			return gotResponse, ctx.Err()
 		case err := <-recvErr:
 			return gotResponse, err
+		case send := <-st.delayed:
+			if err := send(); err != nil {
+				return gotResponse, err
+			}
 		case <-st.warmFired:
 			st.warm = nil
 			st.dirty = true
@@ -374,8 +382,23 @@ func (st *stream) handle(r *response) error {
 			t.Nonce = r.nonce
 			s.Types[r.typeURL] = t
 		})
-		return st.send(r.typeURL, ts, r, nack, nil, nil)
+		ts.nacks++
+		d := nackDelay(ts.nacks)
+		if d == 0 {
+			return st.send(r.typeURL, ts, r, nack, nil, nil)
+		}
+		// A control plane re-sends a NACKed version as soon as it hears
+		// the NACK; pacing repeated NACKs keeps that loop from spinning.
+		delayed := st.delayed
+		time.AfterFunc(d, func() {
+			select {
+			case delayed <- func() error { return st.send(r.typeURL, ts, r, nack, nil, nil) }:
+			default:
+			}
+		})
+		return nil
 	}
+	ts.nacks = 0
 
 	// Accept; only a real change makes the config dirty.
 	changed := false
@@ -594,6 +617,15 @@ func (st *stream) stopWarming() {
 	case <-st.warmFired:
 	default:
 	}
+}
+
+// nackDelay paces consecutive NACKs of one type: the first goes out at
+// once, then 500ms, 1s, 2s... up to 15s.
+func nackDelay(n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	return min(250*time.Millisecond<<min(n-1, 10), 15*time.Second)
 }
 
 func sortedKeys(m map[string]bool) []string {
