@@ -96,7 +96,7 @@ func parseFlags(args []string) (config, error) {
 	targets := fs.String("proxies", "", "comma-separated targets to run (direct, weft-proxy, nginx, haproxy, caddy, weft-mesh); empty is all")
 	fs.StringVar(&c.render, "render", "", "only regenerate the plots and the markdown page from this results file")
 	fs.IntVar(&c.cpSize.services, "cp-services", 1000, "scenario 6: services")
-	fs.IntVar(&c.cpSize.proxies, "cp-proxies", 2000, "scenario 6: simulated proxies")
+	cpProxies := fs.String("cp-proxies", "100,2000", "scenario 6: comma-separated counts of simulated proxies, one run each")
 	fs.IntVar(&c.cpSize.churnRate, "cp-churn", 100, "scenario 6: endpoint changes per second")
 	fs.IntVar(&c.cpSize.maxRSSMB, "cp-max-rss-mb", 4096, "scenario 6: abort when weftd's RSS passes this many MB")
 	fs.BoolVar(&c.cpSize.delta, "cp-delta", false, "scenario 6: simulated proxies use delta xDS")
@@ -126,6 +126,13 @@ func parseFlags(args []string) (config, error) {
 			return c, fmt.Errorf("-scenarios: unknown scenario %q (want 1-6)", s)
 		}
 		c.scenarios[s] = true
+	}
+	for _, n := range strings.Split(*cpProxies, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(n))
+		if err != nil || v < 1 {
+			return c, fmt.Errorf("-cp-proxies: %q is not a positive count", n)
+		}
+		c.cpSize.proxies = append(c.cpSize.proxies, v)
 	}
 	c.only = map[string]bool{}
 	for _, t := range strings.Split(*targets, ",") {
