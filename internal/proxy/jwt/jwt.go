@@ -71,6 +71,7 @@ type provider struct {
 	claimToHeaders []claimHeader
 	skew           time.Duration
 	keys           keySource
+	verified       *verifiedCache
 }
 
 type headerLoc struct{ name, prefix string }
@@ -138,7 +139,8 @@ func compileMatch(field string, m *routev3.RouteMatch) (rule, error) {
 
 func compileProvider(field, name string, p *jwtv3.JwtProvider) (*provider, error) {
 	pp := &provider{name: name, issuer: p.GetIssuer(), audiences: p.GetAudiences(), params: p.GetFromParams(),
-		forward: p.GetForward(), payloadHeader: p.GetForwardPayloadHeader(), payloadMeta: p.GetPayloadInMetadata(), skew: defaultSkew}
+		forward: p.GetForward(), payloadHeader: p.GetForwardPayloadHeader(), payloadMeta: p.GetPayloadInMetadata(), skew: defaultSkew,
+		verified: newVerifiedCache(verifiedCacheSize)}
 	if len(p.GetFromCookies()) > 0 || p.GetSubjects() != nil || p.GetRequireExpiration() || p.GetMaxLifetime() != nil {
 		return nil, fmt.Errorf("%s: from_cookies, subjects, require_expiration and max_lifetime are not supported", field)
 	}
@@ -293,8 +295,10 @@ func (ev *evaluation) verify(p *provider, audiences []string) *outcome {
 			ks, kerr := p.keys.keys(ev.now)
 			if kerr != nil {
 				err = StatusJwksFetchFail
-			} else {
-				err = tok.verifySignature(ks)
+			} else if !p.verified.has(t.raw, ks) {
+				if err = tok.verifySignature(ks); err == nil {
+					p.verified.add(t.raw, ks)
+				}
 			}
 		}
 		if err != nil {
