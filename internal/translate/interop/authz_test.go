@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -23,9 +24,11 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/net/http2"
 
 	"github.com/weftmesh/weft/internal/manifest"
 	"github.com/weftmesh/weft/internal/model"
+	"github.com/weftmesh/weft/internal/proxy/httpproxy"
 	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/router"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
@@ -96,10 +99,26 @@ spec:
     when: [{key: "request.auth.claims[org][team]", values: ["blue"]}]
 `
 
-// recorder is the backend: it records what reaches it.
+// recorder is the backend: it records what reaches it, and the proxy's
+// observer: it records the response flags of each request.
 type recorder struct {
-	mu   sync.Mutex
-	seen []*http.Request
+	mu    sync.Mutex
+	seen  []*http.Request
+	flags []string
+}
+
+func (rc *recorder) Observe(i *httpproxy.Info) {
+	rc.mu.Lock()
+	rc.flags = append(rc.flags, i.Flags)
+	rc.mu.Unlock()
+}
+
+func (rc *recorder) takeFlags() []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	f := rc.flags
+	rc.flags = nil
+	return f
 }
 
 func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -212,7 +231,7 @@ func meshProxy(t *testing.T, normalization string, s *signer) (addr string, rec 
 		if err := lc.ValidateAll(); err != nil {
 			t.Fatalf("listener %s: ValidateAll: %v", lc.Name, err)
 		}
-		c, err := listener.Compile(lc, listener.Deps{Resolver: resolver{set}})
+		c, err := listener.Compile(lc, listener.Deps{Resolver: resolver{set}, Observer: rec})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -402,6 +421,10 @@ func TestAdversarialAuthorization(t *testing.T) {
 				raw := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: %s\r\n%sConnection: close\r\n\r\n", method, c.target, host, c.header)
 				got, body := rawRequest(t, addr, raw)
 				seen := rec.take()
+				flags := rec.takeFlags()
+				if got == 403 && (len(flags) != 1 || flags[0] != "RBAC") {
+					t.Errorf("%s: 403 logged with response flags %q, want RBAC", c.name, flags)
+				}
 				if status != 200 {
 					if len(seen) > 0 {
 						bypasses++
@@ -431,5 +454,49 @@ func TestAdversarialAuthorization(t *testing.T) {
 			}
 			t.Logf("%s: %d request variants", mode, len(cases))
 		})
+	}
+}
+
+// TestAdversarialAuthorizationH2C repeats path variants over HTTP/2 with
+// prior knowledge, where the request target is the :path pseudo-header.
+func TestAdversarialAuthorizationH2C(t *testing.T) {
+	s := newSigner(t)
+	addr, rec := meshProxy(t, "DECODE_AND_MERGE_SLASHES", s)
+	client := &http.Client{Transport: &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, a string, _ *tls.Config) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}}
+	for _, c := range []struct {
+		path   string
+		status int
+		up     string
+	}{
+		{"/public/x", 200, "/public/x"},
+		{"/public/./secret/x", 403, ""},
+		{"/public/x/../secret", 403, ""},
+		{"/public/secret%2Fx", 403, ""},
+		{"/public//secret/x", 403, ""},
+		{"/public/%73ecret", 403, ""},
+		{"/public/secret;a/x", 403, ""},
+		{"/public/a/../b", 200, "/public/b"},
+	} {
+		req, _ := http.NewRequest("GET", "http://h.weft.test/", nil)
+		req.URL.Opaque = "//h.weft.test" + c.path // keep the path as is
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", c.path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		seen := rec.take()
+		rec.takeFlags()
+		if resp.StatusCode != c.status || resp.ProtoMajor != 2 {
+			t.Errorf("%s: %s %d, want HTTP/2 %d", c.path, resp.Proto, resp.StatusCode, c.status)
+		}
+		switch {
+		case c.status != 200 && len(seen) > 0:
+			t.Errorf("BYPASS %s reached the backend as %s", c.path, seen[0].RequestURI)
+		case c.status == 200 && (len(seen) != 1 || seen[0].RequestURI != c.up):
+			t.Errorf("%s: backend saw %v, want %s", c.path, seen, c.up)
+		}
 	}
 }
