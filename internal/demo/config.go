@@ -16,7 +16,8 @@ import (
 // 0007), bookinfo's DestinationRules with their version subsets, and the
 // bookinfo Gateway (server port gatewayPort) with its VirtualService.
 // Everything is plain Istio YAML; weftd serves and watches the directory.
-func ConfigFiles(gatewayPort int) (map[string][]byte, error) {
+// block selects the workloads' addresses (see [Workloads]).
+func ConfigFiles(gatewayPort int, block uint8) (map[string][]byte, error) {
 	data := struct {
 		Namespace   string
 		Services    []Service
@@ -24,7 +25,7 @@ func ConfigFiles(gatewayPort int) (map[string][]byte, error) {
 		Subsets     map[string][]string
 		GatewayPort int
 	}{Namespace: Namespace, Services: Services, GatewayPort: gatewayPort, Subsets: map[string][]string{}}
-	for _, w := range Workloads() {
+	for _, w := range Workloads(block) {
 		if w.Port == 0 {
 			continue // client only: not part of a service
 		}
@@ -45,8 +46,8 @@ func ConfigFiles(gatewayPort int) (map[string][]byte, error) {
 }
 
 // WriteConfig writes ConfigFiles into dir, creating it.
-func WriteConfig(dir string, gatewayPort int) error {
-	files, err := ConfigFiles(gatewayPort)
+func WriteConfig(dir string, gatewayPort int, block uint8) error {
+	files, err := ConfigFiles(gatewayPort, block)
 	if err != nil {
 		return err
 	}

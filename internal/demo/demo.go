@@ -45,10 +45,14 @@ type Options struct {
 	// admin, /healthz/ready and /stats/prometheus ports, on the proxy's
 	// own loopback address (default 15000, 15021, 15090).
 	ProxyAdminPort, ProxyReadyPort, ProxyStatsPort int
+	// AddressBlock places the workloads on 127.0.BLOCK.X and their
+	// forward proxies on 127.0.BLOCK+1.X (default 0: 127.0.0.10, ...), so
+	// that two demos (or a demo and a test) can run side by side.
+	AddressBlock uint8
 	// ReadyTimeout bounds the wait for everything to be ready (default 60s).
 	ReadyTimeout time.Duration
 	// StopGrace is how long a child may take to exit after SIGTERM before
-	// it is killed (default 5s).
+	// it is killed (default 10s; proxies drain for at most 2s, weftd 5s).
 	StopGrace time.Duration
 	// Out receives progress and the summary (default: discarded).
 	Out io.Writer
@@ -71,7 +75,7 @@ func (o *Options) setDefaults() {
 		o.ReadyTimeout = 60 * time.Second
 	}
 	if o.StopGrace == 0 {
-		o.StopGrace = 5 * time.Second
+		o.StopGrace = 10 * time.Second
 	}
 	if o.Out == nil {
 		o.Out = io.Discard
@@ -99,7 +103,10 @@ func (o *Options) validate() error {
 		}
 		seen[p.v] = p.name
 	}
-	for _, w := range Workloads() {
+	if o.AddressBlock > MaxBlock {
+		errs = append(errs, fmt.Errorf("address block: %d is above %d (forward proxies use the next block)", o.AddressBlock, MaxBlock))
+	}
+	for _, w := range Workloads(0) {
 		for _, p := range []uint32{w.Port, w.AppPort} {
 			if p == 0 {
 				continue
@@ -245,7 +252,7 @@ func Start(ctx context.Context, opts Options) (_ *Demo, err error) {
 	if err := os.MkdirAll(bootDir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := WriteConfig(d.info.ConfigDir, opts.GatewayPort); err != nil {
+	if err := WriteConfig(d.info.ConfigDir, opts.GatewayPort, opts.AddressBlock); err != nil {
 		return nil, err
 	}
 	if err := d.checkPortsFree(); err != nil {
@@ -277,7 +284,7 @@ func Start(ctx context.Context, opts Options) (_ *Demo, err error) {
 	// Applications, their sidecars and the gateway, all at once.
 	type readiness struct{ name, url, detail string }
 	var waits []readiness
-	for _, w := range Workloads() {
+	for _, w := range Workloads(opts.AddressBlock) {
 		if w.Binary != "" {
 			env := appEnv(w.EgressAddress)
 			if err := d.start(w.Name, bins[w.Binary], w.Args, env); err != nil {
@@ -309,13 +316,13 @@ func Start(ctx context.Context, opts Options) (_ *Demo, err error) {
 		waits = append(waits, readiness{w.Name + " sidecar", "http://" + p.Ready + "/healthz/ready", detail})
 	}
 	gw, err := d.startProxy(bins["weft-proxy"], bootDir, proxyNode{
-		id:        fmt.Sprintf("router~%s~istio-ingressgateway.%s~%s.svc.cluster.local", GatewayAddress, GatewayNamespace, GatewayNamespace),
+		id:        fmt.Sprintf("router~%s~istio-ingressgateway.%s~%s.svc.cluster.local", GatewayAddress(opts.AddressBlock), GatewayNamespace, GatewayNamespace),
 		name:      "istio-ingressgateway",
 		workload:  "istio-ingressgateway",
 		namespace: GatewayNamespace,
 		labels:    map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"},
 		sa:        "istio-ingressgateway-service-account",
-		address:   GatewayAddress,
+		address:   GatewayAddress(opts.AddressBlock),
 	})
 	if err != nil {
 		return nil, err
@@ -395,6 +402,9 @@ func (d *Demo) startProxy(binary, bootDir string, n proxyNode) (Proxy, error) {
 		"adminAddress": p.Admin,
 		"readyAddress": p.Ready,
 		"statsAddress": p.Stats,
+		// Keep Ctrl-C quick: idle keep-alive clients would otherwise hold
+		// a draining proxy for its default 5s.
+		"drainTimeout": "2s",
 		"node": map[string]any{
 			"id": n.id, "cluster": "Kubernetes", "namespace": n.namespace, "workload": n.workload,
 			"labels": n.labels, "serviceAccount": n.sa, "instanceIPs": []string{n.address}, "metadata": n.metadata,
@@ -517,7 +527,7 @@ func (d *Demo) Stop() {
 // needs is taken (another demo still running, say).
 func (d *Demo) checkPortsFree() error {
 	addrs := []string{d.info.XDS, d.info.WeftdAdmin, hostPort("127.0.0.1", uint32(d.opts.SecureXDSPort)), hostPort("0.0.0.0", uint32(d.opts.GatewayPort))}
-	for _, w := range Workloads() {
+	for _, w := range Workloads(d.opts.AddressBlock) {
 		for _, p := range []int{d.opts.ProxyAdminPort, d.opts.ProxyReadyPort, d.opts.ProxyStatsPort} {
 			addrs = append(addrs, hostPort(w.Address, uint32(p)))
 		}
@@ -527,7 +537,7 @@ func (d *Demo) checkPortsFree() error {
 		addrs = append(addrs, w.EgressAddress)
 	}
 	for _, p := range []int{d.opts.ProxyAdminPort, d.opts.ProxyReadyPort, d.opts.ProxyStatsPort} {
-		addrs = append(addrs, hostPort(GatewayAddress, uint32(p)))
+		addrs = append(addrs, hostPort(GatewayAddress(d.opts.AddressBlock), uint32(p)))
 	}
 	for _, a := range addrs {
 		l, err := net.Listen("tcp", a)

@@ -17,7 +17,7 @@ import (
 // The generated configuration is valid Istio configuration: no errors and
 // no warnings from the same checks `weft validate` runs.
 func TestConfigFilesValidate(t *testing.T) {
-	files, err := ConfigFiles(18080)
+	files, err := ConfigFiles(18080, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestConfigFilesValidate(t *testing.T) {
 		t.Errorf("gateway.yaml does not use the gateway port:\n%s", files["gateway.yaml"])
 	}
 	sc := string(files["sidecars.yaml"])
-	for _, w := range Workloads() {
+	for _, w := range Workloads(0) {
 		if w.Port == 0 {
 			continue
 		}
@@ -52,14 +52,17 @@ func TestConfigFilesValidate(t *testing.T) {
 
 func TestWorkloadAddressesAreDistinct(t *testing.T) {
 	seen := map[string]string{}
-	for _, w := range Workloads() {
+	for _, w := range Workloads(7) {
+		if !strings.HasPrefix(w.Address, "127.0.7.") || !strings.HasPrefix(w.EgressAddress, "127.0.8.") {
+			t.Errorf("%s: addresses %s, %s not in block 7", w.Name, w.Address, w.EgressAddress)
+		}
 		for _, a := range []string{w.Address, w.EgressAddress} {
 			if other, dup := seen[a]; dup {
 				t.Errorf("%s: address %s also used by %s", w.Name, a, other)
 			}
 			seen[a] = w.Name
 		}
-		if w.Address == GatewayAddress {
+		if w.Address == GatewayAddress(7) {
 			t.Errorf("%s uses the gateway's address", w.Name)
 		}
 	}
@@ -77,6 +80,11 @@ func TestOptionsValidate(t *testing.T) {
 	err = o.validate()
 	if err == nil || !strings.Contains(err.Error(), "gateway port: 70000 is not a port number") || !strings.Contains(err.Error(), "proxy stats port: 9080 is also the port of productpage-v1") {
 		t.Errorf("bad ports: %v", err)
+	}
+	o = Options{AddressBlock: 255}
+	o.setDefaults()
+	if err := o.validate(); err == nil || !strings.Contains(err.Error(), "address block: 255 is above 254") {
+		t.Errorf("address block 255: %v", err)
 	}
 	o = Options{}
 	o.setDefaults()
@@ -113,7 +121,7 @@ func TestStartReportsPortInUse(t *testing.T) {
 	state := t.TempDir()
 	ports := freePorts(t, 6)
 	_, err = Start(context.Background(), Options{
-		BinDir: dir, StateDir: state, GatewayPort: ports[0], XDSPort: ports[1], SecureXDSPort: ports[2], AdminPort: port,
+		BinDir: dir, StateDir: state, AddressBlock: 200, GatewayPort: ports[0], XDSPort: ports[1], SecureXDSPort: ports[2], AdminPort: port,
 		ProxyAdminPort: ports[3], ProxyReadyPort: ports[4], ProxyStatsPort: ports[5],
 	})
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:"+strconv.Itoa(port)+" is not available") {
@@ -134,7 +142,7 @@ func TestStartReportsChildExit(t *testing.T) {
 	ports := freePorts(t, 7)
 	state := t.TempDir()
 	_, err := Start(context.Background(), Options{
-		BinDir: dir, StateDir: state, GatewayPort: ports[0], XDSPort: ports[1], SecureXDSPort: ports[2], AdminPort: ports[3],
+		BinDir: dir, StateDir: state, AddressBlock: 200, GatewayPort: ports[0], XDSPort: ports[1], SecureXDSPort: ports[2], AdminPort: ports[3],
 		ProxyAdminPort: ports[4], ProxyReadyPort: ports[5], ProxyStatsPort: ports[6], ReadyTimeout: 10 * time.Second,
 	})
 	log := filepath.Join(state, "logs", "weftd.log")

@@ -78,15 +78,17 @@ const appPortOffset = 10000
 
 // Workloads returns the demo's workloads: bookinfo (productpage v1,
 // details v1, reviews v1/v2/v3, ratings v1), httpbin v1/v2 and a client
-// sidecar "fortio" for the circuit-breaking and mirroring tasks.
-func Workloads() []Workload {
+// sidecar "fortio" for the circuit-breaking and mirroring tasks. Their
+// mesh addresses are in 127.0.BLOCK.0/24 and their forward proxies in
+// 127.0.BLOCK+1.0/24 (block 0: 127.0.0.10 and 127.0.1.10 for productpage).
+func Workloads(block uint8) []Workload {
 	bookinfo := func(app, version string, last int, args ...string) Workload {
 		w := Workload{
 			Name: app + "-" + version, App: app, Version: version,
 			ServiceAccount: "bookinfo-" + app,
-			Address:        fmt.Sprintf("127.0.0.%d", last),
+			Address:        fmt.Sprintf("127.0.%d.%d", block, last),
 			Port:           9080, AppPort: 9080 + appPortOffset,
-			EgressAddress: fmt.Sprintf("127.0.1.%d:15001", last),
+			EgressAddress: fmt.Sprintf("127.0.%d.%d:15001", int(block)+1, last),
 			Binary:        "bookinfo",
 		}
 		w.Args = append([]string{app, "--listen", w.AppAddress()}, args...)
@@ -96,9 +98,9 @@ func Workloads() []Workload {
 		w := Workload{
 			Name: "httpbin-" + version, App: "httpbin", Version: version,
 			ServiceAccount: "httpbin",
-			Address:        fmt.Sprintf("127.0.0.%d", last),
+			Address:        fmt.Sprintf("127.0.%d.%d", block, last),
 			Port:           8000, AppPort: 8000 + appPortOffset,
-			EgressAddress: fmt.Sprintf("127.0.1.%d:15001", last),
+			EgressAddress: fmt.Sprintf("127.0.%d.%d:15001", int(block)+1, last),
 			Binary:        "httpbin",
 		}
 		w.Args = []string{"--listen", w.AppAddress(), "--name", w.Name, "--hostname", w.Name}
@@ -113,7 +115,8 @@ func Workloads() []Workload {
 		bookinfo("ratings", "v1", 40),
 		{
 			Name: "fortio", App: "fortio", Version: "v1", ServiceAccount: "fortio",
-			Address: "127.0.0.50", EgressAddress: "127.0.1.50:15001",
+			Address:       fmt.Sprintf("127.0.%d.50", block),
+			EgressAddress: fmt.Sprintf("127.0.%d.50:15001", int(block)+1),
 		},
 		httpbin("v1", 60),
 		httpbin("v2", 61),
@@ -121,6 +124,9 @@ func Workloads() []Workload {
 }
 
 // GatewayAddress is the ingress gateway proxy's own address (admin, ready
-// and stats ports); its listener binds the Gateway server port on all
-// interfaces.
-const GatewayAddress = "127.0.0.2"
+// and stats ports), 127.0.BLOCK.2; its listener binds the Gateway server
+// port on all interfaces.
+func GatewayAddress(block uint8) string { return fmt.Sprintf("127.0.%d.2", block) }
+
+// MaxBlock is the largest address block (its egress block is MaxBlock+1).
+const MaxBlock = 254

@@ -19,6 +19,18 @@ import (
 	"time"
 )
 
+// demoBlock is the address block the tests' demos use (workloads on
+// 127.0.20.X, forward proxies on 127.0.21.X), away from a developer's
+// `make demo` on the default 127.0.0.X.
+const demoBlock = 20
+
+// meshAddr is the address of the workload whose default address is
+// 127.0.0.last; egressAddr is its forward proxy's.
+func meshAddr(last int) string { return "127.0." + strconv.Itoa(demoBlock) + "." + strconv.Itoa(last) }
+func egressAddr(last int) string {
+	return "127.0." + strconv.Itoa(demoBlock+1) + "." + strconv.Itoa(last) + ":15001"
+}
+
 // demoBinaries are the commands `weft demo` runs, built side by side as
 // `make build` does.
 var demoBinaries = []string{"weft", "weftd", "weft-proxy", "bookinfo", "httpbin"}
@@ -77,7 +89,7 @@ func demoPorts(t *testing.T) map[string]int {
 func startDemo(t *testing.T, bin string) *runningDemo {
 	t.Helper()
 	d := &runningDemo{t: t, bin: bin, out: &lockedBuffer{}, stateDir: t.TempDir(), ports: demoPorts(t), exited: make(chan struct{})}
-	args := []string{"demo", "--state-dir", d.stateDir, "--ready-timeout", "90s"}
+	args := []string{"demo", "--state-dir", d.stateDir, "--ready-timeout", "90s", "--address-block", strconv.Itoa(demoBlock)}
 	for name, p := range d.ports {
 		args = append(args, "--"+name, strconv.Itoa(p))
 	}

@@ -37,7 +37,7 @@ func TestBookinfoDemoLifecycle(t *testing.T) {
 		if pids := childPIDs(bin); len(pids) > 0 {
 			t.Fatalf("processes left behind: %v", pids)
 		}
-		assertFree(t, d.gateway, d.weftd, "127.0.0.10:9080", "127.0.0.31:19080")
+		assertFree(t, d.gateway, d.weftd, meshAddr(10)+":9080", meshAddr(31)+":19080")
 	})
 
 	t.Run("weft killed", func(t *testing.T) {
@@ -48,7 +48,7 @@ func TestBookinfoDemoLifecycle(t *testing.T) {
 		<-d.exited
 		waitFor(t, 10*time.Second, "the children to die with weft", func() bool { return len(childPIDs(bin)) == 0 })
 		waitFor(t, 10*time.Second, "the ports to be free", func() bool {
-			for _, a := range []string{d.gateway, d.weftd, "127.0.0.10:9080", "127.0.0.31:19080"} {
+			for _, a := range []string{d.gateway, d.weftd, meshAddr(10) + ":9080", meshAddr(31) + ":19080"} {
 				l, err := net.Listen("tcp", a)
 				if err != nil {
 					return false

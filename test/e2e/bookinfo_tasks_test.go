@@ -31,7 +31,7 @@ func TestBookinfoTasks(t *testing.T) {
 	}
 	bin := buildDemoBinaries(t)
 	d := startDemo(t, bin)
-	gatewayAddr, productpageAddr, reviewsV2Addr := "127.0.0.2", "127.0.0.10", "127.0.0.31"
+	gatewayAddr, productpageAddr, reviewsV2Addr := meshAddr(2), meshAddr(10), meshAddr(31)
 
 	t.Run("product page shows reviews of every version", func(t *testing.T) {
 		p := d.productPage("")
@@ -140,7 +140,7 @@ func TestBookinfoTasks(t *testing.T) {
 		}
 	})
 
-	fortioEgress := "http://127.0.1.50:15001"
+	fortioEgress := "http://" + egressAddr(50)
 	proxyURL, _ := url.Parse(fortioEgress)
 	// The fortio client workload's outbound calls, through its sidecar.
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
@@ -176,7 +176,7 @@ func TestBookinfoTasks(t *testing.T) {
 		if codes[200] == 0 || codes[503] == 0 || codes[200]+codes[503] != 200 {
 			t.Fatalf("status codes %v: want some 200 and some 503, nothing else", codes)
 		}
-		uo := d.requestsTotal("127.0.0.50", `reporter="source"`, `destination_service_name="httpbin"`, `response_code="503"`, `response_flags="UO"`)
+		uo := d.requestsTotal(meshAddr(50), `reporter="source"`, `destination_service_name="httpbin"`, `response_code="503"`, `response_flags="UO"`)
 		if uo < codes[503] {
 			t.Errorf("fortio sidecar: istio_requests_total 503 UO = %d, want >= %d", uo, codes[503])
 		}
@@ -262,12 +262,12 @@ func TestBookinfoTasks(t *testing.T) {
 		for _, name := range []string{"xds-port", "secure-xds-port"} {
 			addrs = append(addrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(d.ports[name])))
 		}
-		for _, a := range []string{"127.0.0.2", "127.0.0.10", "127.0.0.31", "127.0.0.50", "127.0.0.61"} {
+		for _, a := range []string{meshAddr(2), meshAddr(10), meshAddr(31), meshAddr(50), meshAddr(61)} {
 			for _, name := range []string{"proxy-admin-port", "proxy-ready-port", "proxy-stats-port"} {
 				addrs = append(addrs, net.JoinHostPort(a, strconv.Itoa(d.ports[name])))
 			}
 		}
-		addrs = append(addrs, "127.0.0.10:9080", "127.0.0.10:19080", "127.0.1.10:15001", "127.0.0.61:8000", "127.0.0.61:18000")
+		addrs = append(addrs, meshAddr(10)+":9080", meshAddr(10)+":19080", egressAddr(10), meshAddr(61)+":8000", meshAddr(61)+":18000")
 		for _, a := range addrs {
 			l, err := net.Listen("tcp", a)
 			if err != nil {
