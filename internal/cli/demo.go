@@ -57,7 +57,7 @@ group and gets SIGTERM, then SIGKILL after --stop-grace.`,
 	f.IntVar(&opts.ProxyAdminPort, "proxy-admin-port", 15000, "each proxy's admin port, on its own address")
 	f.IntVar(&opts.ProxyReadyPort, "proxy-ready-port", 15021, "each proxy's readiness port (/healthz/ready), on its own address")
 	f.IntVar(&opts.ProxyStatsPort, "proxy-stats-port", 15090, "each proxy's Prometheus port (/stats/prometheus), on its own address")
-	f.Uint8Var(&opts.AddressBlock, "address-block", 0, "put workloads on 127.0.N.X and their forward proxies on 127.0.N+1.X (to run two demos side by side)")
+	f.Uint8Var(&opts.AddressBlock, "address-block", 0, "put workloads on 127.0.N.X and their forward proxies on 127.0.N+1.X (with other ports, two demos can run side by side)")
 	f.DurationVar(&opts.ReadyTimeout, "ready-timeout", 60*time.Second, "how long to wait for the mesh to be ready")
 	f.DurationVar(&opts.StopGrace, "stop-grace", 10*time.Second, "how long each process may take to exit after SIGTERM")
 	f.BoolVar(&transparent, "transparent", false, "as root: network namespaces with iptables interception (not implemented yet)")
