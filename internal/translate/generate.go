@@ -52,9 +52,10 @@ func generate(snap *model.Snapshot, proxy *model.Proxy, shared *Cache) *Resource
 		r.Clusters = append(r.Clusters, specialClusters(true)...)
 		r.Clusters = append(r.Clusters, inboundClusters(inbound)...)
 		r.Listeners = outboundListeners(ports, meshBound(vss, nil), rc, sc)
-		r.Listeners = append(r.Listeners, boundInboundListeners(inbound)...)
+		mtls := newMTLSPolicy(snap, proxy)
+		r.Listeners = append(r.Listeners, boundInboundListeners(inbound, mtls)...)
 		if !interceptionNone(proxy) {
-			r.Listeners = append(r.Listeners, virtualOutboundListener(sc.registryOnly), virtualInboundListener(capturedPorts(inbound), newMTLSPolicy(snap, proxy)))
+			r.Listeners = append(r.Listeners, virtualOutboundListener(sc.registryOnly), virtualInboundListener(capturedPorts(inbound), mtls))
 		}
 		r.Routes = sidecarRoutes(ports, vss, rc, sc)
 	}

@@ -321,55 +321,9 @@ func virtualInboundListener(ports []inboundPort, pol mtlsPolicy) *listener.Liste
 	}
 	sniff := false
 	for _, p := range ports {
-		cl := InboundClusterName(p.port)
-		match := func(alpn []string) *listener.FilterChainMatch {
-			return &listener.FilterChainMatch{DestinationPort: u32(p.port), ApplicationProtocols: alpn}
-		}
-		httpChain := func(alpn []string, suffix string) *listener.FilterChain {
-			return &listener.FilterChain{
-				Name:             cl + suffix,
-				FilterChainMatch: match(alpn),
-				Filters:          []*listener.Filter{httpConnectionManager(hcmOptions{statPrefix: "inbound_0.0.0.0_" + portString(p.port), inline: inboundRoute(p.port)})},
-			}
-		}
-		tcpChain := &listener.FilterChain{Name: cl + "-tcp", FilterChainMatch: match(nil), Filters: []*listener.Filter{tcpProxy(cl, []weightedCluster{{name: cl}})}}
-		mode := pol.forPort(p.port)
-		if mode != mtlsDisable {
-			// Mesh mTLS: terminated here, then HTTP or TCP as the port says
-			// (HTTP is not sniffed inside TLS).
-			mc := &listener.FilterChain{
-				Name:             cl + "-mtls",
-				FilterChainMatch: mtlsMatch(p.port, mode),
-				TransportSocket:  inboundMTLSSocket(p.protocol.IsHTTP()),
-				Filters:          tcpChain.Filters,
-			}
-			if p.protocol.IsHTTP() {
-				mc.Filters = httpChain(nil, "").Filters
-			}
-			l.FilterChains = append(l.FilterChains, mc)
-		}
-		if mode == mtlsPermissive {
-			// Envoy does not backtrack once a chain matched the transport
-			// protocol: TLS without the mesh ALPN (the application's own
-			// TLS) needs a chain of its own, passing it through.
-			l.FilterChains = append(l.FilterChains, &listener.FilterChain{
-				Name:             cl + "-tls",
-				FilterChainMatch: &listener.FilterChainMatch{DestinationPort: u32(p.port), TransportProtocol: "tls"},
-				Filters:          tcpChain.Filters,
-			})
-		}
-		if mode == mtlsStrict {
-			continue
-		}
-		switch {
-		case p.protocol.IsHTTP():
-			l.FilterChains = append(l.FilterChains, httpChain(nil, ""))
-		case p.protocol == model.ProtocolUnknown:
-			sniff = true
-			l.FilterChains = append(l.FilterChains, httpChain(sniffedHTTPProtocols, "-http"), tcpChain)
-		default:
-			l.FilterChains = append(l.FilterChains, tcpChain)
-		}
+		chains, sniffs := inboundPortChains(p, pol.forPort(p.port), "inbound_0.0.0.0_"+portString(p.port))
+		l.FilterChains = append(l.FilterChains, chains...)
+		sniff = sniff || sniffs
 	}
 	if sniff {
 		l.ListenerFilters = append(l.ListenerFilters, httpInspector())
@@ -400,6 +354,63 @@ func virtualInboundListener(ports []inboundPort, pol mtlsPolicy) *listener.Liste
 		l.ListenerFilters = append(l.ListenerFilters, tlsInspector())
 	}
 	return l
+}
+
+// inboundPortChains builds the filter chains of one workload port in
+// mTLS mode: HTTP through an inline route to "inbound|PORT||", TCP by
+// tcp_proxy, unknown protocols sniffed (sniff reports that an HTTP
+// inspector is needed); mesh mTLS terminated unless DISABLE, plain text
+// unless STRICT.
+func inboundPortChains(p inboundPort, mode mtlsMode, statPrefix string) (chains []*listener.FilterChain, sniff bool) {
+	cl := InboundClusterName(p.port)
+	match := func(alpn []string) *listener.FilterChainMatch {
+		return &listener.FilterChainMatch{DestinationPort: u32(p.port), ApplicationProtocols: alpn}
+	}
+	httpChain := func(alpn []string, suffix string) *listener.FilterChain {
+		return &listener.FilterChain{
+			Name:             cl + suffix,
+			FilterChainMatch: match(alpn),
+			Filters:          []*listener.Filter{httpConnectionManager(hcmOptions{statPrefix: statPrefix, inline: inboundRoute(p.port)})},
+		}
+	}
+	tcpChain := &listener.FilterChain{Name: cl + "-tcp", FilterChainMatch: match(nil), Filters: []*listener.Filter{tcpProxy(cl, []weightedCluster{{name: cl}})}}
+	if mode != mtlsDisable {
+		// Mesh mTLS: terminated here, then HTTP or TCP as the port says
+		// (HTTP is not sniffed inside TLS).
+		mc := &listener.FilterChain{
+			Name:             cl + "-mtls",
+			FilterChainMatch: mtlsMatch(p.port, mode),
+			TransportSocket:  inboundMTLSSocket(p.protocol.IsHTTP()),
+			Filters:          tcpChain.Filters,
+		}
+		if p.protocol.IsHTTP() {
+			mc.Filters = httpChain(nil, "").Filters
+		}
+		chains = append(chains, mc)
+	}
+	if mode == mtlsPermissive {
+		// Envoy does not backtrack once a chain matched the transport
+		// protocol: TLS without the mesh ALPN (the application's own TLS)
+		// needs a chain of its own, passing it through.
+		chains = append(chains, &listener.FilterChain{
+			Name:             cl + "-tls",
+			FilterChainMatch: &listener.FilterChainMatch{DestinationPort: u32(p.port), TransportProtocol: "tls"},
+			Filters:          tcpChain.Filters,
+		})
+	}
+	if mode == mtlsStrict {
+		return chains, false
+	}
+	switch {
+	case p.protocol.IsHTTP():
+		chains = append(chains, httpChain(nil, ""))
+	case p.protocol == model.ProtocolUnknown:
+		sniff = true
+		chains = append(chains, httpChain(sniffedHTTPProtocols, "-http"), tcpChain)
+	default:
+		chains = append(chains, tcpChain)
+	}
+	return chains, sniff
 }
 
 func hasTLSChains(chains []*listener.FilterChain) bool {

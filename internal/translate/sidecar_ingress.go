@@ -97,30 +97,27 @@ func capturedPorts(ports []inboundPort) []inboundPort {
 
 // boundInboundListeners builds a listener named "BIND_PORT" for each
 // inbound port with an explicit bind, bound to that address, with the same
-// filter chains the virtual inbound listener would use for the port.
-func boundInboundListeners(ports []inboundPort) []*listener.Listener {
+// filter chains the virtual inbound listener uses for the port (mesh mTLS
+// by the port's PeerAuthentication mode included).
+func boundInboundListeners(ports []inboundPort, pol mtlsPolicy) []*listener.Listener {
 	var out []*listener.Listener
 	for _, p := range ports {
 		if p.bind == "" {
 			continue
 		}
-		cl := InboundClusterName(p.port)
 		name := p.bind + "_" + portString(p.port)
 		l := &listener.Listener{
 			Name:             name,
 			Address:          socketAddress(p.bind, p.port),
 			TrafficDirection: core.TrafficDirection_INBOUND,
 		}
-		if p.protocol.IsHTTP() {
-			l.FilterChains = []*listener.FilterChain{{
-				Name:    cl,
-				Filters: []*listener.Filter{httpConnectionManager(hcmOptions{statPrefix: "inbound_" + name, inline: inboundRoute(p.port)})},
-			}}
-		} else {
-			l.FilterChains = []*listener.FilterChain{{
-				Name:    cl + "-tcp",
-				Filters: []*listener.Filter{tcpProxy(cl, []weightedCluster{{name: cl}})},
-			}}
+		chains, sniff := inboundPortChains(p, pol.forPort(p.port), "inbound_"+name)
+		l.FilterChains = chains
+		if sniff {
+			l.ListenerFilters = append(l.ListenerFilters, httpInspector())
+		}
+		if hasTLSChains(chains) {
+			l.ListenerFilters = append(l.ListenerFilters, tlsInspector())
 		}
 		out = append(out, l)
 	}
