@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"crypto/tls"
 	"fmt"
 
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
@@ -50,12 +51,18 @@ func compileNetworkRBAC(field string, tc *anypb.Any) (*rbac.NetworkFilter, bool,
 	return f, true, err
 }
 
-// connAllowed applies the chain's network RBAC to a new connection.
-func (c *Chain) connAllowed(f *connFacts) bool {
+// connAllowed applies the chain's network RBAC to a new connection; cs
+// is its TLS state once the chain terminated TLS (the peer's mTLS
+// identity), nil for plain-text chains.
+func (c *Chain) connAllowed(f *connFacts, cs *tls.ConnectionState) bool {
 	if c.NetworkRBAC == nil {
 		return true
 	}
-	return c.NetworkRBAC.Allowed(rbac.ConnAttributes(f.remote, f.local, f.in.serverName, nil))
+	sni := f.in.serverName
+	if cs != nil {
+		sni = cs.ServerName
+	}
+	return c.NetworkRBAC.Allowed(rbac.ConnAttributes(f.remote, f.local, sni, cs))
 }
 
 // pathNormalization reads normalize_path, merge_slashes and

@@ -251,7 +251,7 @@ func (m *Manager) serveConn(c net.Conn, l *Listener) {
 	facts.local, _ = netip.ParseAddrPort(info.LocalAddr)
 	facts.remote, _ = netip.ParseAddrPort(info.RemoteAddr)
 	chain := l.selectChain(&facts)
-	if chain == nil || !chain.connAllowed(&facts) {
+	if chain == nil || !chain.connAllowed(&facts, nil) {
 		c.Close()
 		return
 	}
