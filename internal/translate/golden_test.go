@@ -35,6 +35,10 @@ var goldenCases = map[string]map[string]*model.Proxy{
 	"sidecar-scope":   {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11")},
 	"gateway-tls":     {"ingressgateway": gatewayProxy()},
 	"locality":        {"productpage": localitySidecar()},
+	"egress-gateway": {
+		"productpage":   sidecarProxy("productpage", "v1", "10.1.0.11"),
+		"egressgateway": {Type: model.ProxyRouter, Namespace: "istio-system", Labels: map[string]string{"istio": "egressgateway"}, IPs: []string{"10.1.0.200"}},
+	},
 	"peer-authentication": {
 		"reviews-v2": sidecarProxy("reviews", "v2", "10.1.0.14"),
 		"ratings-v1": sidecarProxy("ratings", "v1", "10.1.0.16"),

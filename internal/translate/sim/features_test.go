@@ -255,3 +255,17 @@ func TestDefaultRouteHashesByDestinationRule(t *testing.T) {
 		t.Errorf("ratings route hash policy = %v", hp)
 	}
 }
+
+func TestEgressGatewayTask(t *testing.T) {
+	// The sidecar sends edition.cnn.com to the egress gateway...
+	res := run(t, simulate(t, "egress-gateway", productpage()), sim.Request{Address: "151.101.1.67", Port: 80, Host: "edition.cnn.com"})
+	if res.Cluster != "outbound|80|cnn|istio-egressgateway.istio-system.svc.cluster.local" || len(res.Endpoints) != 1 {
+		t.Errorf("sidecar: %+v", res)
+	}
+	// ...and the egress gateway sends it out to the external service.
+	egress := &model.Proxy{Type: model.ProxyRouter, Namespace: "istio-system", Labels: map[string]string{"istio": "egressgateway"}, IPs: []string{"10.1.0.200"}}
+	res = run(t, simulate(t, "egress-gateway", egress), sim.Request{Address: "10.1.0.200", Port: 80, Host: "edition.cnn.com"})
+	if res.RouteConfig != "http.80" || res.Cluster != "outbound|80||edition.cnn.com" || len(res.Endpoints) != 1 || res.Endpoints[0] != "edition.cnn.com:80" {
+		t.Errorf("egress gateway: %+v", res)
+	}
+}
