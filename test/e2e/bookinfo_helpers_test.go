@@ -86,14 +86,23 @@ func demoPorts(t *testing.T) map[string]int {
 }
 
 // startDemo runs `weft demo` on free ports and waits for its summary.
-func startDemo(t *testing.T, bin string) *runningDemo {
+// The optional wrapper runs it (e.g. setpriv to drop privileges).
+func startDemo(t *testing.T, bin string, wrapper ...string) *runningDemo {
 	t.Helper()
 	d := &runningDemo{t: t, bin: bin, out: &lockedBuffer{}, stateDir: t.TempDir(), ports: demoPorts(t), exited: make(chan struct{})}
-	args := []string{"demo", "--state-dir", d.stateDir, "--ready-timeout", "90s", "--address-block", strconv.Itoa(demoBlock)}
+	if len(wrapper) > 0 { // another user must be able to write there
+		if err := os.Chmod(filepath.Dir(d.stateDir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d.stateDir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := append(wrapper, filepath.Join(bin, "weft"), "demo", "--state-dir", d.stateDir, "--ready-timeout", "90s", "--address-block", strconv.Itoa(demoBlock))
 	for name, p := range d.ports {
 		args = append(args, "--"+name, strconv.Itoa(p))
 	}
-	d.cmd = exec.Command(filepath.Join(bin, "weft"), args...)
+	d.cmd = exec.Command(args[0], args[1:]...)
 	d.cmd.Stdout = d.out
 	d.cmd.Stderr = d.out
 	// Its own process group, as a shell job: a terminal's Ctrl-C is

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -38,6 +41,36 @@ func TestBookinfoDemoLifecycle(t *testing.T) {
 			t.Fatalf("processes left behind: %v", pids)
 		}
 		assertFree(t, d.gateway, d.weftd, meshAddr(10)+":9080", meshAddr(31)+":19080")
+	})
+
+	t.Run("unprivileged", func(t *testing.T) {
+		if os.Getuid() != 0 {
+			t.Skip("already running unprivileged: the other demo tests show it works")
+		}
+		setpriv, err := exec.LookPath("setpriv")
+		if err != nil {
+			t.Skip("running as root without setpriv: cannot drop privileges to check")
+		}
+		// The binaries must be reachable by another user.
+		for dir := bin; dir != "/" && dir != os.TempDir(); dir = filepath.Dir(dir) {
+			if err := os.Chmod(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d := startDemo(t, bin, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
+		if p := d.productPage(""); p.status != 200 || !strings.Contains(p.body, "Book Reviews") {
+			t.Fatalf("product page as uid 65534: %d", p.status)
+		}
+		if err := syscall.Kill(-d.cmd.Process.Pid, syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		<-d.exited
+		if d.exitErr != nil {
+			t.Fatalf("exit %v:\n%s", d.exitErr, d.out.String())
+		}
+		if pids := childPIDs(bin); len(pids) > 0 {
+			t.Fatalf("processes left behind: %v", pids)
+		}
 	})
 
 	t.Run("weft killed", func(t *testing.T) {
