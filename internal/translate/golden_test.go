@@ -39,6 +39,7 @@ var goldenCases = map[string]map[string]*model.Proxy{
 		"productpage":   sidecarProxy("productpage", "v1", "10.1.0.11"),
 		"egressgateway": {Type: model.ProxyRouter, Namespace: "istio-system", Labels: map[string]string{"istio": "egressgateway"}, IPs: []string{"10.1.0.200"}},
 	},
+	"tls-origination": {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11")},
 	"peer-authentication": {
 		"reviews-v2": sidecarProxy("reviews", "v2", "10.1.0.14"),
 		"ratings-v1": sidecarProxy("ratings", "v1", "10.1.0.16"),

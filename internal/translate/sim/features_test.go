@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/translate/sim"
@@ -267,5 +268,23 @@ func TestEgressGatewayTask(t *testing.T) {
 	res = run(t, simulate(t, "egress-gateway", egress), sim.Request{Address: "10.1.0.200", Port: 80, Host: "edition.cnn.com"})
 	if res.RouteConfig != "http.80" || res.Cluster != "outbound|80||edition.cnn.com" || len(res.Endpoints) != 1 || res.Endpoints[0] != "edition.cnn.com:80" {
 		t.Errorf("egress gateway: %+v", res)
+	}
+}
+
+func TestTLSOrigination(t *testing.T) {
+	s := simulate(t, "tls-origination", productpage())
+	res := run(t, s, sim.Request{Address: "151.101.1.67", Port: 80, Host: "edition.cnn.com", Path: "/politics"})
+	if res.Cluster != "outbound|443||edition.cnn.com" || len(res.Endpoints) != 1 || res.Endpoints[0] != "edition.cnn.com:443" {
+		t.Fatalf("route: %+v", res)
+	}
+	c := s.Cluster(res.Cluster)
+	utc := &tlsv3.UpstreamTlsContext{}
+	if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(utc); err != nil || utc.Sni != "edition.cnn.com" {
+		t.Errorf("cluster %s originates TLS with SNI %q (%v), want edition.cnn.com", c.Name, utc.Sni, err)
+	}
+	// HTTPS from the application on 443 is passed through untouched.
+	res = run(t, s, sim.Request{Protocol: sim.TLS, SNI: "edition.cnn.com", Address: "151.101.1.67", Port: 443})
+	if res.TerminatesTLS || res.Cluster != "outbound|443||edition.cnn.com" {
+		t.Errorf("https passthrough: %+v", res)
 	}
 }

@@ -123,6 +123,9 @@ func New(cfg Config) *Simulator {
 	return s
 }
 
+// Cluster returns the named cluster, or nil.
+func (s *Simulator) Cluster(name string) *cluster.Cluster { return s.clusters[name] }
+
 // Run evaluates req. Errors say where matching stopped (no listener, no
 // filter chain, no virtual host, no route, unknown cluster).
 func (s *Simulator) Run(req Request) (*Result, error) {
