@@ -592,6 +592,7 @@ func (d *Demo) PrintSummary() {
 	if d.opts.AdminPort != 15014 {
 		weftdFlag = " --weftd " + i.WeftdAdmin
 	}
+	fmt.Fprintf(&b, "\n  Inspect: weft get vs%s   weft proxy-status%s\n", weftdFlag, weftdFlag)
 	fmt.Fprintf(&b, "\n  Try Istio's traffic tasks (undo one with weft delete -f FILE):\n")
 	for _, t := range []struct{ what, file string }{
 		{"all traffic to v1", "virtual-service-all-v1.yaml"},
