@@ -81,6 +81,13 @@ spec:
     defaultEndpoint: `+backend.Addr().String()+`
 ---
 apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: plaintext, namespace: default}
+spec:
+  selector: {matchLabels: {app: db}}
+  mtls: {mode: DISABLE}
+---
+apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: p, namespace: default}
 spec: `+spec+"\n", "PORT", port)

@@ -51,6 +51,14 @@ spec:
     bind: 127.0.0.1
     defaultEndpoint: BACKEND
 ---
+# Plain text: the test client is not a mesh workload.
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: plaintext, namespace: default}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  mtls: {mode: DISABLE}
+---
 apiVersion: security.istio.io/v1
 kind: RequestAuthentication
 metadata: {name: jwt, namespace: default}
