@@ -131,6 +131,7 @@ func outboundCluster(t *target, eps endpointSource) *cluster.Cluster {
 		applyLoadBalancer(c, t.policy.lb)
 	}
 	applyConnectionPool(c, t.policy.pool, t.port.Protocol)
+	applyRetryBudget(c, t.policy.retryBudget)
 	applyOutlierDetection(c, t.policy.outlier)
 	applyUpstreamTLS(c, t, eps(t.service.Hostname))
 	return c
@@ -358,6 +359,26 @@ func applyConnectionPool(c *cluster.Cluster, pool *networking.ConnectionPoolSett
 	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsKey: toAny(opts)}
 }
 
+// applyRetryBudget limits concurrent retries to a share of active
+// requests (Istio's defaults: 20%, at least 3), replacing maxRetries.
+func applyRetryBudget(c *cluster.Cluster, rb *networking.TrafficPolicy_RetryBudget) {
+	if rb == nil {
+		return
+	}
+	pct := 20.0
+	if rb.Percent != nil {
+		pct = rb.Percent.Value
+	}
+	minConc := rb.MinRetryConcurrency
+	if minConc == 0 {
+		minConc = 3
+	}
+	c.CircuitBreakers.Thresholds[0].RetryBudget = &cluster.CircuitBreakers_Thresholds_RetryBudget{
+		BudgetPercent:       &typev3.Percent{Value: pct},
+		MinRetryConcurrency: u32(minConc),
+	}
+}
+
 func orNew(o *core.HttpProtocolOptions) *core.HttpProtocolOptions {
 	if o == nil {
 		return &core.HttpProtocolOptions{}
@@ -392,6 +413,10 @@ func applyOutlierDetection(c *cluster.Cluster, od *networking.OutlierDetection) 
 			out.ConsecutiveLocalOriginFailure = u32(v.Value)
 			out.EnforcingConsecutiveLocalOriginFailure = u32(100)
 		}
+	}
+	if v := od.FailurePercentageThreshold; v != nil {
+		out.FailurePercentageThreshold = u32(v.Value)
+		out.EnforcingFailurePercentage = u32(100)
 	}
 	out.Interval = od.Interval
 	out.BaseEjectionTime = od.BaseEjectionTime

@@ -102,7 +102,8 @@ spec:
     connectionPool:
       tcp: {maxConnections: 1, connectTimeout: 3s, tcpKeepalive: {time: 60s, interval: 10s, probes: 3}, idleTimeout: 5m}
       http: {http1MaxPendingRequests: 1, maxRequestsPerConnection: 1, http2MaxRequests: 7, maxRetries: 4, idleTimeout: 30s}
-    outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 3m, maxEjectionPercent: 100}
+    outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 3m, maxEjectionPercent: 100, failurePercentageThreshold: 50}
+    retryBudget: {percent: 25}
     loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 30s}
     portLevelSettings:
     - port: {number: 8000}
@@ -138,6 +139,12 @@ func TestClustersDestinationRule(t *testing.T) {
 	}
 	if other := findCluster(r, "outbound|8000||httpbin.default.svc.cluster.local"); other == nil {
 		t.Fatal("missing cluster")
+	}
+	if rb := th.RetryBudget; rb.GetBudgetPercent().GetValue() != 25 || rb.GetMinRetryConcurrency().GetValue() != 3 {
+		t.Errorf("retry budget = %v", rb)
+	}
+	if c.OutlierDetection.FailurePercentageThreshold.GetValue() != 50 || c.OutlierDetection.EnforcingFailurePercentage.GetValue() != 100 {
+		t.Errorf("failure percentage = %v", c.OutlierDetection)
 	}
 	if c.OutlierDetection.Consecutive_5Xx.Value != 1 || c.OutlierDetection.EnforcingConsecutive_5Xx.Value != 100 {
 		t.Errorf("outlier = %v", c.OutlierDetection)

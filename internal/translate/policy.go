@@ -102,6 +102,8 @@ type policy struct {
 	pool    *networking.ConnectionPoolSettings
 	outlier *networking.OutlierDetection
 	tls     *networking.ClientTLSSettings
+	// retryBudget exists at the rule and subset levels only.
+	retryBudget *networking.TrafficPolicy_RetryBudget
 }
 
 // effectivePolicy merges the settings of dr for port and subset ("" for
@@ -127,6 +129,9 @@ func (p *policy) apply(tp *networking.TrafficPolicy, port uint32) {
 		return
 	}
 	p.set(tp.LoadBalancer, tp.ConnectionPool, tp.OutlierDetection, tp.Tls)
+	if tp.RetryBudget != nil {
+		p.retryBudget = tp.RetryBudget
+	}
 	for _, pl := range tp.PortLevelSettings {
 		if pl.Port != nil && pl.Port.Number == port {
 			p.set(pl.LoadBalancer, pl.ConnectionPool, pl.OutlierDetection, pl.Tls)
