@@ -448,3 +448,42 @@ spec:
 		t.Fatal("no gateway HTTP listener")
 	}
 }
+
+// TestUnsupportedConditionFailsClosed: a condition Weft cannot evaluate
+// drops an ALLOW rule (allows nothing) and is left out of a DENY rule
+// (denies more), with a diagnostic.
+func TestUnsupportedConditionFailsClosed(t *testing.T) {
+	hf, _, _, diags := securityOf(t, `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow, namespace: default}
+spec:
+  rules:
+  - to: [{operation: {paths: ["/a"]}}]
+    when: [{key: "experimental.envoy.filters.network.mysql_proxy[db.table]", values: ["[update]"]}]
+  - to: [{operation: {paths: ["/b"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny, namespace: default}
+spec:
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/c"]}}]
+    when: [{key: "experimental.envoy.filters.network.mysql_proxy[db.table]", values: ["[update]"]}]
+`)
+	rs := httpRBAC(t, hf)
+	if len(rs) != 2 {
+		t.Fatalf("filters: %v", rs)
+	}
+	if _, ok := rs[1].Policies["ns[default]-policy[allow]-rule[0]"]; ok || len(rs[1].Policies) != 1 {
+		t.Errorf("ALLOW rule with an unsupported condition kept: %v", rs[1].Policies)
+	}
+	deny := compact(t, rs[0])
+	if !strings.Contains(deny, `/c`) || strings.Contains(deny, "mysql") {
+		t.Errorf("DENY rule: %s", deny)
+	}
+	if !strings.Contains(fmt.Sprint(diags), "not supported by Weft") {
+		t.Errorf("no diagnostic: %v", diags)
+	}
+}
