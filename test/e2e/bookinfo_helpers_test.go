@@ -36,7 +36,7 @@ func egressAddr(last int) string {
 var demoBinaries = []string{"weft", "weftd", "weft-proxy", "bookinfo", "httpbin"}
 
 // buildDemoBinaries compiles the demo's commands into one directory.
-func buildDemoBinaries(t *testing.T) string {
+func buildDemoBinaries(t testing.TB) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -55,7 +55,7 @@ func buildDemoBinaries(t *testing.T) string {
 
 // runningDemo is a `weft demo` process started by a test.
 type runningDemo struct {
-	t        *testing.T
+	t        testing.TB
 	bin      string // directory of the binaries
 	cmd      *exec.Cmd
 	out      *lockedBuffer
@@ -68,12 +68,12 @@ type runningDemo struct {
 }
 
 // demoPorts picks free ports for everything the demo binds.
-func demoPorts(t *testing.T) map[string]int {
+func demoPorts(t testing.TB) map[string]int {
 	ports := map[string]int{}
 	seen := map[int]bool{}
 	for _, name := range []string{"gateway-port", "xds-port", "secure-xds-port", "weftd-port", "proxy-admin-port", "proxy-ready-port", "proxy-stats-port"} {
 		for {
-			p := freePort(t)
+			p := freeLoopbackPort(t)
 			// Keep clear of the workloads' own ports (9080, 8000, +10000).
 			if !seen[p] && p != 9080 && p != 8000 && p != 19080 && p != 18000 {
 				seen[p] = true
@@ -87,7 +87,7 @@ func demoPorts(t *testing.T) map[string]int {
 
 // startDemo runs `weft demo` on free ports and waits for its summary.
 // The optional wrapper runs it (e.g. setpriv to drop privileges).
-func startDemo(t *testing.T, bin string, wrapper ...string) *runningDemo {
+func startDemo(t testing.TB, bin string, wrapper ...string) *runningDemo {
 	t.Helper()
 	d := &runningDemo{t: t, bin: bin, out: &lockedBuffer{}, stateDir: t.TempDir(), ports: demoPorts(t), exited: make(chan struct{})}
 	if len(wrapper) > 0 { // another user must be able to write there
@@ -184,7 +184,7 @@ func (d *runningDemo) waitSynced() {
 	getJSON(d.t, "http://"+d.weftd+"/debug/config", &struct {
 		Version *uint64 `json:"version"`
 	}{&version})
-	waitFor(d.t, 20*time.Second, fmt.Sprintf("all proxies synced to model version %d", version), func() bool {
+	waitUntil(d.t, 20*time.Second, fmt.Sprintf("all proxies synced to model version %d", version), func() bool {
 		var status []struct {
 			Proxy struct {
 				ID string `json:"id"`
@@ -212,7 +212,7 @@ func (d *runningDemo) waitSynced() {
 	})
 }
 
-func getJSON(t *testing.T, url string, v any) {
+func getJSON(t testing.TB, url string, v any) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -355,7 +355,7 @@ func childPIDs(bin string) []int {
 	return pids
 }
 
-func dumpLogTails(t *testing.T, dir string) {
+func dumpLogTails(t testing.TB, dir string) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		data, _ := os.ReadFile(filepath.Join(dir, e.Name()))
@@ -383,4 +383,28 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// freeLoopbackPort returns a port free on 127.0.0.1 at the time of asking.
+func freeLoopbackPort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// waitUntil polls cond every 20 ms until it holds, failing after limit (a
+// failure bound, not a measurement).
+func waitUntil(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
