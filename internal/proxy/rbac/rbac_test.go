@@ -1,7 +1,10 @@
 package rbac
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net/http"
+	"net/url"
 	"net/netip"
 	"strings"
 	"testing"
@@ -246,5 +249,24 @@ func variants(p string, seed uint16) []string {
 		strings.ReplaceAll(p, "/", "/./"),
 		"/x/.." + p,
 		"/" + strings.ReplaceAll(p[1:], "/", "%2f"),
+	}
+}
+
+func TestPeerIdentity(t *testing.T) {
+	u, _ := url.Parse("spiffe://cluster.local/ns/a/sa/b")
+	cert := &x509.Certificate{URIs: []*url.URL{u}}
+	r, _ := http.NewRequest("GET", "https://h/p", nil)
+	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}, ServerName: "outbound_.9080_._.b.a.svc.cluster.local"}
+	a := RequestAttributes(r, nil, false)
+	if !a.Authenticated || a.Principal != u.String() || a.SNI != r.TLS.ServerName || a.Scheme != "https" {
+		t.Errorf("mTLS request: %+v", a)
+	}
+	c := ConnAttributes(netip.MustParseAddrPort("10.0.0.1:5"), netip.MustParseAddrPort("10.0.0.2:3306"), "", r.TLS)
+	if !c.Authenticated || c.Principal != u.String() || c.HTTP || c.Destination.Port() != 3306 {
+		t.Errorf("mTLS connection: %+v", c)
+	}
+	r.TLS = &tls.ConnectionState{}
+	if a := RequestAttributes(r, nil, false); a.Authenticated {
+		t.Error("TLS without a client certificate is authenticated")
 	}
 }
