@@ -4,8 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net/http"
-	"net/url"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 
