@@ -368,7 +368,10 @@ func (b *ruleBuilder) source(field string, s *security.Source) *rbacv3.Principal
 		return authenticated(namespaceMatcher(v)), nil
 	})
 	b.prinList(&ands, field+".serviceAccounts", false, s.ServiceAccounts, s.NotServiceAccounts, func(v string) (*rbacv3.Principal, error) {
-		ns, sa, _ := strings.Cut(v, "/")
+		ns, sa, ok := strings.Cut(v, "/")
+		if !ok { // a bare name is in the policy's namespace
+			ns, sa = b.meta.Namespace, v
+		}
 		return authenticated(&matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: &matcher.RegexMatcher{
 			Regex: "spiffe://[^/]+/ns/" + regexp.QuoteMeta(ns) + "/sa/" + regexp.QuoteMeta(sa)}}}), nil
 	})

@@ -292,6 +292,7 @@ spec:
     - {key: "connection.sni", values: ["*.example.com"]}
     - {key: "remote.ip", notValues: ["1.2.3.4"]}
     - {key: "source.namespace", values: ["default"]}
+  - from: [{source: {serviceAccounts: ["bookinfo-reviews"]}}]
 `)
 	if len(diags) > 0 {
 		t.Fatalf("diagnostics: %v", diags)
@@ -304,6 +305,7 @@ spec:
 		`"name":":authority"`, `"ignoreCase":true`, `"notRule"`, `"destinationPort":9080`,
 		`"suffix":"/sa/productpage"`, `"requestedServerName":{"suffix":".example.com"}`,
 		`"regex":".*/ns/default/.*"`, `"regex":".*/ns/foo/.*"`, `"notId"`,
+		`"regex":"spiffe://[^/]+/ns/default/sa/bookinfo-reviews"`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %s in %s", want, got)
