@@ -197,6 +197,7 @@ func (p *Proxy) statLines() [][2]string {
 		add(pre+"fault.aborts_injected", st.FaultAbort.Load())
 		add(pre+"fault.delays_injected", st.FaultDelay.Load())
 		add(pre+"downstream_rq_timeout", st.Timeout.Load())
+		add(pre+"rbac.denied", st.RBACDenied.Load())
 	}
 	p.statsMu.Unlock()
 	t := &p.listeners.TCP

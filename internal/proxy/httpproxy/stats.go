@@ -9,6 +9,8 @@ type Stats struct {
 	RqTotal, Rq1xx, Rq2xx, Rq3xx     atomic.Uint64
 	Rq4xx, Rq5xx, NoRoute, NoCluster atomic.Uint64
 	FaultAbort, FaultDelay, Timeout  atomic.Uint64
+	// RBACDenied counts requests denied by an RBAC filter.
+	RBACDenied atomic.Uint64
 }
 
 func (s *Stats) record(i *Info) {
@@ -36,5 +38,7 @@ func (s *Stats) record(i *Info) {
 		s.FaultDelay.Add(1)
 	case FlagTimeout:
 		s.Timeout.Add(1)
+	case FlagRBAC:
+		s.RBACDenied.Add(1)
 	}
 }
