@@ -41,6 +41,13 @@ func run(args []string) error {
 	forward := fs.String("forward-proxy", "", "serve an HTTP forward proxy (HTTP_PROXY) on this host:port")
 	delta := fs.Bool("delta", false, "use incremental (delta) xDS")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.String("ca-address", "", "weftd's certificate service host:port (15012); enables the workload identity and mesh mTLS")
+	fs.String("ca-server-name", "", "name weftd's serving certificate must carry (default: the host of --ca-address)")
+	fs.String("ca-root-file", "", "PEM roots that verify weftd's certificate service")
+	fs.String("ca-root-url", "", "fetch the roots from weftd's admin API instead (e.g. http://weftd:15014/api/v1/ca/root); trusts that channel")
+	fs.String("token-file", "", "bootstrap token file (from weftd's POST /api/v1/tokens)")
+	fs.String("trust-domain", "", "SPIFFE trust domain of the workload identity (default cluster.local)")
+	certTTL := fs.Duration("cert-ttl", 0, "workload certificate lifetime to request (0: weftd's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -94,6 +101,15 @@ func run(args []string) error {
 	}
 	if set["delta"] {
 		cfg.Delta = *delta
+	}
+	for flagName, dst := range map[string]*string{"ca-address": &cfg.CA.Address, "ca-server-name": &cfg.CA.ServerName,
+		"ca-root-file": &cfg.CA.RootCertFile, "ca-root-url": &cfg.CA.RootURL, "token-file": &cfg.CA.TokenFile, "trust-domain": &cfg.CA.TrustDomain} {
+		if set[flagName] {
+			*dst = fs.Lookup(flagName).Value.String()
+		}
+	}
+	if set["cert-ttl"] {
+		cfg.CA.CertTTL = bootstrap.Duration(*certTTL)
 	}
 	level := new(slog.LevelVar)
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

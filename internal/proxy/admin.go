@@ -103,6 +103,9 @@ func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
 		}
 		dump.Configs = []*anypb.Any{mustAny(cd), mustAny(ld), mustAny(rd), mustAny(ed)}
 	}
+	if sd := p.secretsDump(); sd != nil {
+		dump.Configs = append(dump.Configs, mustAny(sd))
+	}
 	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(dump)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -21,10 +21,12 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/weftmesh/weft/internal/ca/caclient"
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/proxy/httpproxy"
 	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/router"
+	"github.com/weftmesh/weft/internal/proxy/sds"
 	"github.com/weftmesh/weft/internal/proxy/telemetry"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
@@ -49,6 +51,11 @@ type Proxy struct {
 	listeners *listener.Manager
 	xds       *xdsclient.Client
 	metrics   *telemetry.Metrics
+	// rotator keeps the workload certificate fresh; secrets serve it as
+	// SDS "default"/"ROOTCA". Both nil without a CA (see identity.go).
+	rotator  *caclient.Rotator
+	caClient *caclient.Client
+	secrets  *sds.Store
 
 	statsMu  sync.Mutex // guards hcmStats; used only while compiling
 	hcmStats map[string]*httpproxy.Stats
@@ -74,6 +81,13 @@ func New(cfg bootstrap.Config, log *slog.Logger, level *slog.LevelVar) (*Proxy, 
 		ServiceAccount: cfg.Node.ServiceAccount, Cluster: cfg.Node.Cluster,
 	})
 	p.listeners = listener.NewManager(p, log.With("component", "listener"))
+	if cfg.CA.Enabled() {
+		rot, err := newRotator(context.Background(), cfg, p)
+		if err != nil {
+			return nil, err
+		}
+		p.rotator, p.secrets = rot, sds.New(rot)
+	}
 	xc, err := xdsclient.New(xdsclient.Options{
 		Address: cfg.XDSAddress, Node: cfg.XDSNode(), Delta: cfg.Delta, Handler: p,
 		WarmingTimeout: time.Duration(cfg.WarmingTimeout), Logger: log,
@@ -153,12 +167,12 @@ func (p *Proxy) apply(s *xdsclient.Snapshot) error {
 	if old := p.state.Load(); old != nil {
 		prevClusters = old.Clusters
 	}
-	set, commit, err := upstream.Build(s.Clusters, s.Endpoints, prevClusters)
+	set, commit, err := upstream.BuildWith(s.Clusters, s.Endpoints, prevClusters, p.secrets)
 	if err != nil {
 		return err
 	}
 	next.Clusters = set
-	deps := listener.Deps{Resolver: p, Observer: p.metrics, Stats: p.hcmStatsFor}
+	deps := listener.Deps{Resolver: p, Observer: p.metrics, Stats: p.hcmStatsFor, Secrets: p.secrets}
 	names := make([]string, 0, len(s.Listeners))
 	for n := range s.Listeners {
 		names = append(names, n)
@@ -238,6 +252,9 @@ func (p *Proxy) stopServers(ctx context.Context) {
 func (p *Proxy) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if err := p.startIdentity(ctx); err != nil {
+		return err
+	}
 	xdsDone := make(chan error, 1)
 	go func() { xdsDone <- p.xds.Run(ctx) }()
 	select {

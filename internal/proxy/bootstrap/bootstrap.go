@@ -56,6 +56,9 @@ type Config struct {
 	WarmingTimeout Duration `json:"warmingTimeout"`
 	// DrainTimeout bounds graceful shutdown.
 	DrainTimeout Duration `json:"drainTimeout"`
+	// CA, when its address is set, gives the proxy a workload identity
+	// for mesh mTLS.
+	CA CA `json:"ca"`
 }
 
 // Duration is a time.Duration that reads "1.5s"-style strings.
@@ -165,6 +168,7 @@ func (c *Config) Validate() error {
 	if c.WarmingTimeout < 0 {
 		errs = append(errs, errors.New("warmingTimeout: must not be negative"))
 	}
+	errs = append(errs, c.CA.validate(c.Node)...)
 	return errors.Join(errs...)
 }
 

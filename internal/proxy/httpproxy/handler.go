@@ -45,6 +45,8 @@ type Handler struct {
 	ForwardProxy bool
 	// Stats are this connection manager's counters (may be shared).
 	Stats *Stats
+	// ForwardClientCert handles x-forwarded-client-cert (mTLS peers).
+	ForwardClientCert ForwardClientCert
 	// PathNormalization is applied before filters and routing.
 	PathNormalization pathnorm.Options
 	// Filters run before routing (jwt_authn, rbac).
@@ -295,6 +297,7 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 			out.Header.Set("X-Forwarded-Proto", "http")
 		}
 	}
+	h.ForwardClientCert.Apply(out.Header, info.Conn)
 	route.RequestHeaders.Apply(out.Header)
 	if wi >= 0 {
 		route.Weighted[wi].RequestHeaders.Apply(out.Header)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/proxy/router"
+	"github.com/weftmesh/weft/internal/proxy/sds"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 )
 
@@ -20,6 +21,11 @@ type ConnInfo struct {
 	LocalAddr   string
 	OriginalDst string // ip:port before interception, if any
 	TLS         bool
+	// Peer is the verified client certificate of a TLS connection whose
+	// client presented one (mesh mTLS), nil otherwise.
+	Peer *sds.Peer
+	// LocalPrincipal is this proxy's SPIFFE ID when Peer is set.
+	LocalPrincipal string
 }
 
 type connKey struct{}

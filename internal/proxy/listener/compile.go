@@ -18,11 +18,11 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/httpproxy"
 	"github.com/weftmesh/weft/internal/proxy/rbac"
 	"github.com/weftmesh/weft/internal/proxy/router"
+	"github.com/weftmesh/weft/internal/proxy/sds"
 )
 
 // Listener is a compiled listener. It is immutable.
@@ -55,6 +55,8 @@ type Chain struct {
 	TLS *tls.Config
 	// NetworkRBAC authorizes connections before the terminal filter.
 	NetworkRBAC *rbac.NetworkFilter
+	// secrets give the local identity of a chain using SDS certificates.
+	secrets *sds.Store
 }
 
 // TCPProxy is a compiled tcp_proxy filter.
@@ -85,6 +87,9 @@ type Deps struct {
 	Observer httpproxy.Observer
 	// Stats returns the (shared) counters for an HCM stat prefix.
 	Stats func(prefix string) *httpproxy.Stats
+	// Secrets resolve the SDS secrets TLS chains name (nil: the proxy has
+	// no workload identity; such chains fail their handshakes).
+	Secrets *sds.Store
 }
 
 // Known filter names.
@@ -199,11 +204,11 @@ func compileChain(field string, fc *listenerv3.FilterChain, deps Deps) (*Chain, 
 		return nil, fmt.Errorf("%s.filter_chain_match: source_type, source_ports and direct_source_prefix_ranges are not supported", field)
 	}
 	if ts := fc.GetTransportSocket(); ts != nil && ts.GetName() != "envoy.transport_sockets.raw_buffer" {
-		cfg, err := downstreamTLS(field+".transport_socket", ts)
+		cfg, err := downstreamTLS(field+".transport_socket", ts, deps.Secrets)
 		if err != nil {
 			return nil, err
 		}
-		c.TLS = cfg
+		c.TLS, c.secrets = cfg, deps.Secrets
 	}
 	if len(fc.GetFilters()) == 0 {
 		return nil, fmt.Errorf("%s.filters: empty", field)
@@ -262,7 +267,7 @@ func compileChain(field string, fc *listenerv3.FilterChain, deps Deps) (*Chain, 
 }
 
 func compileHCM(field string, h *hcmv3.HttpConnectionManager, deps Deps) (*httpproxy.Handler, error) {
-	hh := &httpproxy.Handler{Resolver: deps.Resolver, Observer: deps.Observer}
+	hh := &httpproxy.Handler{Resolver: deps.Resolver, Observer: deps.Observer, ForwardClientCert: forwardClientCert(h)}
 	if deps.Stats != nil {
 		hh.Stats = deps.Stats(h.GetStatPrefix())
 	}
@@ -330,47 +335,4 @@ func cidr(c *corev3.CidrRange) (netip.Prefix, error) {
 		bits = int(c.GetPrefixLen().GetValue())
 	}
 	return a.Prefix(bits)
-}
-
-// downstreamTLS builds a server TLS config from inline certificates.
-func downstreamTLS(field string, ts *corev3.TransportSocket) (*tls.Config, error) {
-	if ts.GetTypedConfig().GetTypeUrl() != "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext" {
-		return nil, fmt.Errorf("%s: %s not supported", field, ts.GetName())
-	}
-	dtc := &tlsv3.DownstreamTlsContext{}
-	if err := ts.GetTypedConfig().UnmarshalTo(dtc); err != nil {
-		return nil, fmt.Errorf("%s: %v", field, err)
-	}
-	ctx := dtc.GetCommonTlsContext()
-	if len(ctx.GetTlsCertificateSdsSecretConfigs()) > 0 {
-		return nil, fmt.Errorf("%s: SDS certificates are not supported yet", field)
-	}
-	if dtc.GetRequireClientCertificate().GetValue() {
-		return nil, fmt.Errorf("%s: client certificate validation is not supported yet", field)
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: ctx.GetAlpnProtocols()}
-	if len(cfg.NextProtos) == 0 {
-		cfg.NextProtos = []string{"h2", "http/1.1"}
-	}
-	for i, tc := range ctx.GetTlsCertificates() {
-		cert, err := tls.X509KeyPair(dataSource(tc.GetCertificateChain()), dataSource(tc.GetPrivateKey()))
-		if err != nil {
-			return nil, fmt.Errorf("%s.tls_certificates[%d]: %v", field, i, err)
-		}
-		cfg.Certificates = append(cfg.Certificates, cert)
-	}
-	if len(cfg.Certificates) == 0 {
-		return nil, fmt.Errorf("%s: no certificate", field)
-	}
-	return cfg, nil
-}
-
-func dataSource(d *corev3.DataSource) []byte {
-	switch {
-	case d.GetInlineString() != "":
-		return []byte(d.GetInlineString())
-	case len(d.GetInlineBytes()) > 0:
-		return d.GetInlineBytes()
-	}
-	return nil
 }

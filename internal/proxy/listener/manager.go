@@ -251,11 +251,25 @@ func (m *Manager) serveConn(c net.Conn, l *Listener) {
 	facts.local, _ = netip.ParseAddrPort(info.LocalAddr)
 	facts.remote, _ = netip.ParseAddrPort(info.RemoteAddr)
 	chain := l.selectChain(&facts)
-	if chain == nil || !chain.connAllowed(&facts, nil) {
+	if chain == nil || chain.TLS == nil && !chain.connAllowed(&facts, nil) {
 		c.Close()
 		return
 	}
 	if chain.TCP != nil {
+		if chain.TLS != nil {
+			tc, err := terminateTLS(conn, chain, info)
+			if err != nil {
+				m.log.Debug("downstream TLS handshake", "listener", l.Name, "remote", info.RemoteAddr, "err", err)
+				c.Close()
+				return
+			}
+			if st := tc.ConnectionState(); !chain.connAllowed(&facts, &st) {
+				tc.Close()
+				return
+			}
+			m.tcpProxy(tc, tc, chain.TCP, info)
+			return
+		}
 		m.tcpProxy(conn, c, chain.TCP, info)
 		return
 	}
@@ -264,8 +278,17 @@ func (m *Manager) serveConn(c net.Conn, l *Listener) {
 	}
 	var hc net.Conn = &serverConn{Conn: conn, chain: chain, info: info}
 	if chain.TLS != nil {
-		info.TLS = true
-		hc = tls.Server(hc, chain.TLS)
+		tc, err := terminateTLS(hc, chain, info)
+		if err != nil {
+			m.log.Debug("downstream TLS handshake", "listener", l.Name, "remote", info.RemoteAddr, "err", err)
+			c.Close()
+			return
+		}
+		if st := tc.ConnectionState(); !chain.connAllowed(&facts, &st) {
+			tc.Close()
+			return
+		}
+		hc = tc
 	}
 	if !m.queue.Push(hc) {
 		c.Close()
@@ -314,8 +337,9 @@ func (m *Manager) tcpProxy(conn, raw net.Conn, tp *TCPProxy, info *httpproxy.Con
 	if host == nil {
 		return
 	}
-	d := net.Dialer{Timeout: cl.ConnectTimeout}
-	up, err := d.Dial("tcp", host.Addr)
+	dctx, cancel := context.WithTimeout(context.Background(), cl.ConnectTimeout)
+	up, err := cl.DialHost(dctx, host)
+	cancel()
 	if err != nil {
 		m.TCP.ConnectFail.Add(1)
 		cl.Record(host, 0)

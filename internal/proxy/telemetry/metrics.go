@@ -122,6 +122,10 @@ type seriesKey struct {
 	flags      string
 	grpc       bool
 	grpcStatus string
+	// mtls and peer describe the downstream connection of an inbound
+	// request: mutual TLS and the client's verified SPIFFE ID.
+	mtls bool
+	peer string
 }
 
 type histogram struct {
@@ -179,6 +183,9 @@ func New(l Local) *Metrics {
 func (m *Metrics) Observe(i *httpproxy.Info) {
 	k := seriesKey{host: i.Upstream, cluster: i.Cluster, code: i.Status, flags: i.Flags, grpc: i.GRPC, grpcStatus: i.GRPCStatus}
 	k.inbound = strings.HasPrefix(i.Cluster, "inbound|") || i.Conn != nil && i.Conn.Listener == "virtualInbound"
+	if k.inbound && i.Conn != nil && i.Conn.Peer != nil {
+		k.mtls, k.peer = true, i.Conn.Peer.Principal
+	}
 	var hh maphash.Hash
 	hh.SetSeed(m.seed)
 	hh.WriteString(k.cluster)
@@ -203,6 +210,9 @@ func (m *Metrics) render(k seriesKey) string {
 	if k.inbound {
 		reporter, security = "destination", "none"
 		src, dst = peer{}, m.local
+		if k.mtls {
+			security, src.principal = "mutual_tls", k.peer
+		}
 	}
 	svc, short, ns := serviceFromCluster(k.cluster)
 	if k.inbound && svc == "unknown" {

@@ -19,9 +19,10 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"golang.org/x/net/http2"
+
+	"github.com/weftmesh/weft/internal/proxy/sds"
 )
 
 // Kind is a cluster's discovery type.
@@ -69,6 +70,8 @@ type Cluster struct {
 
 	transport http.RoundTripper
 	closeIdle func()
+	// sockets choose TLS per endpoint (nil: plaintext to every endpoint).
+	sockets *transportSockets
 
 	// dns state for STRICT_DNS clusters.
 	dnsNames      []dnsTarget
@@ -88,8 +91,14 @@ type dnsTarget struct {
 var ErrOverflow = errors.New("upstream overflow")
 
 // Compile builds a new cluster from its xDS config and, for EDS clusters,
-// its load assignment.
+// its load assignment, for a proxy without a workload identity.
 func Compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Cluster, error) {
+	return CompileWith(c, cla, nil)
+}
+
+// CompileWith is Compile with the proxy's SDS secrets, which the
+// cluster's TLS transport sockets may name.
+func CompileWith(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment, sec *sds.Store) (*Cluster, error) {
 	field := "cluster " + c.GetName()
 	cl := &Cluster{Name: c.GetName(), config: c, Stats: &Stats{},
 		maxConnections: 1024, maxPending: 1024, maxRequests: 1024, maxRetries: 3}
@@ -214,44 +223,12 @@ func Compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Clus
 	if c.GetHttp2ProtocolOptions() != nil { //nolint:staticcheck // deprecated but still emitted
 		cl.HTTP2 = true
 	}
-	if err := cl.compileTLS(field, c); err != nil {
+	if err := cl.compileTLS(field, c, sec); err != nil {
 		return nil, err
 	}
 	cl.connSlots = make(chan struct{}, max(cl.maxConnections, 1))
 	cl.buildTransport(idle, maxPerConn)
 	return cl, nil
-}
-
-func (cl *Cluster) compileTLS(field string, c *clusterv3.Cluster) error {
-	ts := c.GetTransportSocket()
-	if ts == nil && len(c.GetTransportSocketMatches()) > 0 {
-		// Istio auto-mTLS: use the plaintext fallback match.
-		for _, m := range c.GetTransportSocketMatches() {
-			if len(m.GetMatch().GetFields()) == 0 {
-				ts = m.GetTransportSocket()
-			}
-		}
-	}
-	if ts == nil || ts.GetName() == "envoy.transport_sockets.raw_buffer" {
-		return nil
-	}
-	if ts.GetTypedConfig().GetTypeUrl() != "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext" {
-		return fmt.Errorf("%s.transport_socket: %q not supported", field, ts.GetName())
-	}
-	utc := &tlsv3.UpstreamTlsContext{}
-	if err := ts.GetTypedConfig().UnmarshalTo(utc); err != nil {
-		return fmt.Errorf("%s.transport_socket: %v", field, err)
-	}
-	ctx := utc.GetCommonTlsContext()
-	if len(ctx.GetTlsCertificateSdsSecretConfigs()) > 0 || ctx.GetValidationContextSdsSecretConfig() != nil || ctx.GetCombinedValidationContext() != nil {
-		return fmt.Errorf("%s.transport_socket: SDS secrets are not supported yet", field)
-	}
-	if len(ctx.GetTlsCertificates()) > 0 || ctx.GetValidationContext() != nil {
-		return fmt.Errorf("%s.transport_socket: inline certificates and validation are not supported yet", field)
-	}
-	// Like Envoy without a validation context: encrypt, do not verify.
-	cl.TLS = &tls.Config{ServerName: utc.GetSni(), InsecureSkipVerify: true, NextProtos: ctx.GetAlpnProtocols()} //nolint:gosec // Envoy semantics
-	return nil
 }
 
 func (cl *Cluster) dialer() *net.Dialer {
@@ -278,7 +255,7 @@ func (cl *Cluster) dial(ctx context.Context, network, addr string) (net.Conn, er
 	}
 	cl.Stats.CxTotal.Add(1)
 	cl.Stats.CxActive.Add(1)
-	return &countingConn{Conn: c, stats: cl.Stats}, nil
+	return cl.secure(ctx, &countingConn{Conn: c, stats: cl.Stats}, addr)
 }
 
 // ConnectError marks a failure to connect to the upstream (Envoy's UF).
@@ -366,11 +343,12 @@ func hostsFromCLA(field string, cla *endpointv3.ClusterLoadAssignment, prev *hos
 			hs := le.GetHealthStatus()
 			healthy := hs == corev3.HealthStatus_UNKNOWN || hs == corev3.HealthStatus_HEALTHY
 			labels := endpointLabels(le)
-			if h, ok := old[addr]; ok && h.Weight == w && h.healthy == healthy && h.Priority == lle.GetPriority() && h.Locality == locality && mapsEqual(h.Labels, labels) {
+			sm := socketMatchMetadata(le)
+			if h, ok := old[addr]; ok && h.Weight == w && h.healthy == healthy && h.Priority == lle.GetPriority() && h.Locality == locality && mapsEqual(h.Labels, labels) && mapsEqual(h.SocketMatch, sm) {
 				hosts = append(hosts, h)
 				continue
 			}
-			h := &Host{Addr: addr, Weight: w, Priority: lle.GetPriority(), Locality: locality, healthy: healthy, Labels: labels}
+			h := &Host{Addr: addr, Weight: w, Priority: lle.GetPriority(), Locality: locality, healthy: healthy, Labels: labels, SocketMatch: sm}
 			if o, ok := old[addr]; ok { // keep outlier state across weight changes
 				h.ejectedUntil.Store(o.ejectedUntil.Load())
 				h.ejections.Store(o.ejections.Load())

@@ -16,6 +16,9 @@ type Host struct {
 	// Labels are the endpoint's istio metadata (workload, namespace, app,
 	// version...) used for peer telemetry labels.
 	Labels map[string]string
+	// SocketMatch is the endpoint's "envoy.transport_socket_match"
+	// metadata (Istio's tlsMode), matched by transport_socket_matches.
+	SocketMatch map[string]string
 	// healthy reflects the EDS health status.
 	healthy bool
 

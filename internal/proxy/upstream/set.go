@@ -10,6 +10,8 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/internal/proxy/sds"
 )
 
 // Set is an immutable map of clusters by name.
@@ -45,6 +47,11 @@ func (s *Set) Names() []string {
 // be called once the new Set is installed, and it returns the clusters
 // that were dropped so the caller can Close them.
 func Build(clusters map[string]*clusterv3.Cluster, endpoints map[string]*endpointv3.ClusterLoadAssignment, prev *Set) (*Set, func() []*Cluster, error) {
+	return BuildWith(clusters, endpoints, prev, nil)
+}
+
+// BuildWith is Build with the proxy's SDS secrets (see CompileWith).
+func BuildWith(clusters map[string]*clusterv3.Cluster, endpoints map[string]*endpointv3.ClusterLoadAssignment, prev *Set, sec *sds.Store) (*Set, func() []*Cluster, error) {
 	next := &Set{clusters: make(map[string]*Cluster, len(clusters))}
 	type pending struct {
 		cl *Cluster
@@ -71,7 +78,7 @@ func Build(clusters map[string]*clusterv3.Cluster, endpoints map[string]*endpoin
 			next.clusters[name] = old
 			continue
 		}
-		cl, err := Compile(c, cla)
+		cl, err := CompileWith(c, cla, sec)
 		if err != nil {
 			return nil, nil, err
 		}
