@@ -101,6 +101,11 @@ spec:
 // server serving translate.Generate's output, and checks that it routes
 // calls by the VirtualService to the right backend.
 func TestProxylessGRPCClient(t *testing.T) {
+	t.Run("Generate", func(t *testing.T) { testProxylessGRPCClient(t, translate.Generate) })
+	t.Run("Cache", func(t *testing.T) { testProxylessGRPCClient(t, translate.NewCache().Generate) })
+}
+
+func testProxylessGRPCClient(t *testing.T, gen xds.Generator) {
 	v1, v2 := serveEcho(t, "v1"), serveEcho(t, "v2")
 	configs, diags := manifest.Decode("echo.yaml", []byte(fmt.Sprintf(echoConfig, v1, v2)), "test")
 	if len(diags) > 0 {
@@ -108,7 +113,7 @@ func TestProxylessGRPCClient(t *testing.T) {
 	}
 	store := model.NewStore()
 	store.Update(&model.SourceState{Source: "test", Configs: configs, Synced: true})
-	srv := xds.New(xds.Options{Generator: translate.Generate, Store: store, Debounce: time.Millisecond,
+	srv := xds.New(xds.Options{Generator: gen, Store: store, Debounce: time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
