@@ -45,6 +45,10 @@ type Config struct {
 	ShutdownTimeout Duration `json:"shutdownTimeout"`
 	// Log configures logging.
 	Log LogConfig `json:"log"`
+	// PathNormalization is Istio's meshConfig.pathNormalization for every
+	// proxy: NONE, BASE (default), MERGE_SLASHES or
+	// DECODE_AND_MERGE_SLASHES (docs/authorization.md).
+	PathNormalization string `json:"pathNormalization"`
 }
 
 // CAConfig configures weftd's certificate authority (Istio's citadel).
@@ -110,16 +114,17 @@ func (d *Duration) Set(s string) error {
 // set.
 func DefaultConfig() Config {
 	return Config{
-		ConfigDir:       "",
-		XDSPort:         15010,
-		SecureXDSPort:   15012,
-		CA:              CAConfig{TrustDomain: "cluster.local", WorkloadTTL: Duration(24 * time.Hour)},
-		AdminPort:       15014,
-		Debounce:        Duration(100 * time.Millisecond),
-		MaxDebounce:     Duration(10 * time.Second),
-		FileDebounce:    Duration(100 * time.Millisecond),
-		ShutdownTimeout: Duration(5 * time.Second),
-		Log:             LogConfig{Format: "text", Level: "info"},
+		ConfigDir:         "",
+		XDSPort:           15010,
+		SecureXDSPort:     15012,
+		CA:                CAConfig{TrustDomain: "cluster.local", WorkloadTTL: Duration(24 * time.Hour)},
+		AdminPort:         15014,
+		Debounce:          Duration(100 * time.Millisecond),
+		MaxDebounce:       Duration(10 * time.Second),
+		FileDebounce:      Duration(100 * time.Millisecond),
+		ShutdownTimeout:   Duration(5 * time.Second),
+		Log:               LogConfig{Format: "text", Level: "info"},
+		PathNormalization: "BASE",
 	}
 }
 
@@ -162,6 +167,11 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxDebounce < c.Debounce {
 		errs = append(errs, fmt.Errorf("maxDebounce: %s is shorter than debounce %s", c.MaxDebounce, c.Debounce))
+	}
+	switch c.PathNormalization {
+	case "", "NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES":
+	default:
+		errs = append(errs, fmt.Errorf("pathNormalization: %q is not NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES", c.PathNormalization))
 	}
 	switch c.Log.Format {
 	case "text", "json":

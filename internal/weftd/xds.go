@@ -5,7 +5,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/weftmesh/weft/internal/translate"
 	"github.com/weftmesh/weft/internal/xds"
 )
 
@@ -13,7 +12,7 @@ import (
 // translated per proxy.
 func (s *Server) newXDSServer() *xds.Server {
 	return xds.New(xds.Options{
-		Generator:   translate.Generate,
+		Generator:   s.generate,
 		Store:       s.store,
 		Debounce:    time.Duration(s.cfg.Debounce),
 		DebounceMax: time.Duration(s.cfg.MaxDebounce),
