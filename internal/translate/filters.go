@@ -39,6 +39,9 @@ type hcmOptions struct {
 	// edge is true for gateways: the client address is the peer's, and
 	// ports are stripped from Host before virtual host matching.
 	edge bool
+	// inbound is true for a sidecar's inbound ports: the mesh client's
+	// certificate is appended to x-forwarded-client-cert (see xfcc.go).
+	inbound bool
 }
 
 // httpConnectionManager builds the HCM network filter: codec AUTO
@@ -64,6 +67,9 @@ func httpConnectionManager(o hcmOptions) *listener.Filter {
 	}
 	if o.edge {
 		m.StripPortMode = &hcm.HttpConnectionManager_StripAnyHostPort{StripAnyHostPort: true}
+	}
+	if o.inbound {
+		setInboundXFCC(m)
 	}
 	return &listener.Filter{Name: filterHCM, ConfigType: &listener.Filter_TypedConfig{TypedConfig: toAny(m)}}
 }

@@ -370,7 +370,7 @@ func inboundPortChains(p inboundPort, mode mtlsMode, statPrefix string) (chains 
 		return &listener.FilterChain{
 			Name:             cl + suffix,
 			FilterChainMatch: match(alpn),
-			Filters:          []*listener.Filter{httpConnectionManager(hcmOptions{statPrefix: statPrefix, inline: inboundRoute(p.port)})},
+			Filters:          []*listener.Filter{httpConnectionManager(hcmOptions{statPrefix: statPrefix, inline: inboundRoute(p.port), inbound: true})},
 		}
 	}
 	tcpChain := &listener.FilterChain{Name: cl + "-tcp", FilterChainMatch: match(nil), Filters: []*listener.Filter{tcpProxy(cl, []weightedCluster{{name: cl}})}}
