@@ -38,7 +38,7 @@ func main() {
 		services  = flag.Int("services", 100, "in process: services in the synthetic mesh")
 		endpoints = flag.Int("endpoints", 2, "in process: endpoints per service")
 		change    = flag.String("change", "eds", "in process: the change, eds (every endpoint moves) or service (a service is added)")
-		generator = flag.String("generator", "translate", "in process: translate (the real translator) or fixture (a minimal one)")
+		generator = flag.String("generator", "translate", "in process: translate (the real translator with its cross-proxy cache), translate-nocache, or fixture (a minimal one)")
 		debounce  = flag.Duration("debounce", xds.DefaultDebounce, "in process: push debounce quiet period")
 		profile   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		memprof   = flag.String("memprofile", "", "write a heap profile to this file once the change has settled")
@@ -99,13 +99,15 @@ func run(ctx context.Context, cfg loadtest.Config, changeCmd string, services, e
 			return cmd.Run()
 		}
 	} else {
-		gen := xds.Generator(translate.Generate)
+		gen := xds.Generator(translate.NewCache().Generate)
 		switch generator {
 		case "translate":
+		case "translate-nocache":
+			gen = translate.Generate
 		case "fixture":
 			gen = loadtest.Generator
 		default:
-			return fmt.Errorf("-generator %q: want translate or fixture", generator)
+			return fmt.Errorf("-generator %q: want translate, translate-nocache or fixture", generator)
 		}
 		store := model.NewStore()
 		store.Update(loadtest.Mesh("load", services, endpoints, 0))

@@ -112,6 +112,8 @@ type Server struct {
 	// genSlots bounds concurrent generation (pushes and first
 	// configurations of new proxies alike) to Options.Workers.
 	genSlots chan struct{}
+	// memo remembers encodings of resources shared between proxies.
+	memo encodingMemo
 
 	// cacheMu serializes changes of the caches' snapshots with proxy
 	// (de)registration, so that a departed proxy's snapshot is never set
@@ -344,7 +346,7 @@ func (s *Server) update(ps *proxyState, snap *model.Snapshot, changedAt time.Tim
 	res, err := s.generate(snap, ps.proxy)
 	var psnap *proxySnapshot
 	if err == nil {
-		psnap, err = buildSnapshot(res)
+		psnap, err = buildSnapshot(res, &s.memo)
 	}
 	<-s.genSlots
 	ps.generated, ps.modelVer = true, snap.Version

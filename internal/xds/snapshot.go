@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"sync"
 	"unique"
 	"unsafe"
+	"weak"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -56,6 +58,61 @@ type proxySnapshot struct {
 	pins []unique.Handle[string]
 }
 
+// encoded is a resource ready for the cache: its raw form, the interned
+// encoding that form aliases, and its content hash (the one
+// go-control-plane computes, cache.HashResource, so versions in delta
+// responses match the version map).
+type encoded struct {
+	raw  *emptypb.Empty
+	pin  unique.Handle[string]
+	hash string
+}
+
+func encode(b []byte) encoded {
+	raw, pin := rawResource(b)
+	sum := sha256.Sum256(b)
+	return encoded{raw: raw, pin: pin, hash: hex.EncodeToString(sum[:])}
+}
+
+// encodingMemo remembers the encodings of endpoint assignments by
+// identity. The translator's cache hands the same immutable assignment to
+// every proxy that needs it, so a push encodes each once instead of once
+// per proxy. Keys are weak: the memo keeps nothing alive. It forgets
+// everything when it reaches its size limit (the generator then does not
+// share, and remembering would not pay).
+type encodingMemo struct {
+	mu sync.Mutex
+	m  map[weak.Pointer[endpoint.ClusterLoadAssignment]]encoded
+}
+
+const memoLimit = 1 << 16
+
+func (m *encodingMemo) lookup(cla *endpoint.ClusterLoadAssignment) (encoded, bool) {
+	if m == nil || cla == nil {
+		return encoded{}, false
+	}
+	wp := weak.Make(cla)
+	m.mu.Lock()
+	e, ok := m.m[wp]
+	m.mu.Unlock()
+	if ok && wp.Value() != cla {
+		ok = false
+	}
+	return e, ok
+}
+
+func (m *encodingMemo) store(cla *endpoint.ClusterLoadAssignment, e encoded) {
+	if m == nil || cla == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil || len(m.m) >= memoLimit {
+		m.m = map[weak.Pointer[endpoint.ClusterLoadAssignment]]encoded{}
+	}
+	m.m[weak.Make(cla)] = e
+}
+
 // rawResource returns a message that marshals to exactly b, sharing one
 // interned copy of b among all proxies whose resource has the same
 // encoding. Snapshots hold resources in this form: a proxy's generated
@@ -97,7 +154,10 @@ func decodeResource(typeURL string, r types.Resource) (proto.Message, error) {
 // configuration referred to but missing is an error. References from
 // api_listeners (proxyless gRPC) count, unlike in go-control-plane's
 // Snapshot.Consistent.
-func buildSnapshot(res *translate.Resources) (*proxySnapshot, error) {
+//
+// memo, if not nil, remembers encodings of endpoint assignments the
+// generator shares between proxies.
+func buildSnapshot(res *translate.Resources, memo *encodingMemo) (*proxySnapshot, error) {
 	if res == nil {
 		res = &translate.Resources{}
 	}
@@ -165,17 +225,19 @@ func buildSnapshot(res *translate.Resources) (*proxySnapshot, error) {
 			if _, dup := items[name]; dup {
 				return nil, fmt.Errorf("two %s resources named %q", TypeName(typeURL), name)
 			}
-			b, err := opts.Marshal(r)
-			if err != nil {
-				return nil, fmt.Errorf("%s resource %q: %w", TypeName(typeURL), name, err)
+			cla, _ := r.(*endpoint.ClusterLoadAssignment)
+			enc, ok := memo.lookup(cla)
+			if !ok {
+				b, err := opts.Marshal(r)
+				if err != nil {
+					return nil, fmt.Errorf("%s resource %q: %w", TypeName(typeURL), name, err)
+				}
+				enc = encode(b)
+				memo.store(cla, enc)
 			}
-			raw, pin := rawResource(b)
-			ps.pins = append(ps.pins, pin)
-			items[name] = types.ResourceWithTTL{Resource: raw}
-			// The same hash go-control-plane computes (cache.HashResource),
-			// so versions in delta responses match the version map.
-			sum := sha256.Sum256(b)
-			hashes[name] = hex.EncodeToString(sum[:])
+			ps.pins = append(ps.pins, enc.pin)
+			items[name] = types.ResourceWithTTL{Resource: enc.raw}
+			hashes[name] = enc.hash
 		}
 		v := typeVersion(hashes)
 		ps.versions[typeURL] = v

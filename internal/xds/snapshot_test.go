@@ -29,7 +29,7 @@ func generate(t *testing.T, g int) *translate.Resources {
 }
 
 func TestBuildSnapshotVersions(t *testing.T) {
-	a, err := buildSnapshot(generate(t, 0))
+	a, err := buildSnapshot(generate(t, 0), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,13 +45,13 @@ func TestBuildSnapshotVersions(t *testing.T) {
 			}
 		}
 	}
-	again, _ := buildSnapshot(generate(t, 0))
+	again, _ := buildSnapshot(generate(t, 0), nil)
 	for _, u := range typeURLs {
 		if a.versions[u] != again.versions[u] {
 			t.Errorf("%s: same resources, versions %q and %q", TypeName(u), a.versions[u], again.versions[u])
 		}
 	}
-	b, _ := buildSnapshot(generate(t, 1)) // endpoints moved
+	b, _ := buildSnapshot(generate(t, 1), nil) // endpoints moved
 	for _, u := range typeURLs {
 		changed := a.versions[u] != b.versions[u]
 		if changed != (u == resource.EndpointType) {
@@ -71,7 +71,7 @@ func TestBuildSnapshotConsistency(t *testing.T) {
 	missing := res.Endpoints[0].ClusterName
 	res.Endpoints = append(res.Endpoints[1:], &endpoint.ClusterLoadAssignment{ClusterName: "outbound|1||nobody.uses.me"})
 	res.Routes = append(res.Routes, &route.RouteConfiguration{Name: "orphan"})
-	ps, err := buildSnapshot(res)
+	ps, err := buildSnapshot(res, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,12 +91,12 @@ func TestBuildSnapshotConsistency(t *testing.T) {
 
 	res = generate(t, 0)
 	res.Routes = res.Routes[:0]
-	if _, err := buildSnapshot(res); err == nil || !strings.Contains(err.Error(), `route configuration "8080"`) {
+	if _, err := buildSnapshot(res, nil); err == nil || !strings.Contains(err.Error(), `route configuration "8080"`) {
 		t.Errorf("missing route configuration: err = %v", err)
 	}
 	res = generate(t, 0)
 	res.Clusters = append(res.Clusters, res.Clusters[0])
-	if _, err := buildSnapshot(res); err == nil || !strings.Contains(err.Error(), "two cds resources named") {
+	if _, err := buildSnapshot(res, nil); err == nil || !strings.Contains(err.Error(), "two cds resources named") {
 		t.Errorf("duplicate cluster: err = %v", err)
 	}
 }
@@ -129,7 +129,7 @@ func proxylessResources(t *testing.T, host string) *translate.Resources {
 }
 
 func TestBuildSnapshotAPIListener(t *testing.T) {
-	ps, err := buildSnapshot(proxylessResources(t, "echo.default.svc.cluster.local"))
+	ps, err := buildSnapshot(proxylessResources(t, "echo.default.svc.cluster.local"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +139,8 @@ func TestBuildSnapshotAPIListener(t *testing.T) {
 }
 
 func TestRawResourcesShared(t *testing.T) {
-	a, _ := buildSnapshot(generate(t, 0))
-	b, _ := buildSnapshot(generate(t, 0))
+	a, _ := buildSnapshot(generate(t, 0), nil)
+	b, _ := buildSnapshot(generate(t, 0), nil)
 	name := "outbound|8080||svc-1.ns-0.svc.cluster.local"
 	ra := a.snap.GetResources(resource.ClusterType)[name].ProtoReflect().GetUnknown()
 	rb := b.snap.GetResources(resource.ClusterType)[name].ProtoReflect().GetUnknown()
@@ -150,5 +150,31 @@ func TestRawResourcesShared(t *testing.T) {
 	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(a.snap.GetResources(resource.ClusterType)[name])
 	if err != nil || string(out) != string(ra) {
 		t.Errorf("raw resource marshals to %d bytes (%v), want its %d", len(out), err, len(ra))
+	}
+}
+
+func TestEncodingMemo(t *testing.T) {
+	res := generate(t, 0)
+	var memo encodingMemo
+	a, err := buildSnapshot(res, &memo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(memo.m) != len(res.Endpoints) {
+		t.Fatalf("memo has %d entries, want %d", len(memo.m), len(res.Endpoints))
+	}
+	// The same assignment objects again: encodings come from the memo.
+	enc, ok := memo.lookup(res.Endpoints[0])
+	if !ok {
+		t.Fatal("shared assignment not remembered")
+	}
+	b, _ := buildSnapshot(res, &memo)
+	name := res.Endpoints[0].ClusterName
+	if b.snap.GetResources(resource.EndpointType)[name] != enc.raw || a.versions[resource.EndpointType] != b.versions[resource.EndpointType] {
+		t.Error("second snapshot did not reuse the remembered encoding")
+	}
+	// An equal but distinct object is not found by identity.
+	if _, ok := memo.lookup(proto.Clone(res.Endpoints[0]).(*endpoint.ClusterLoadAssignment)); ok {
+		t.Error("memo found a different object")
 	}
 }
