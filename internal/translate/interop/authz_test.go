@@ -508,3 +508,48 @@ func TestAdversarialAuthorizationH2C(t *testing.T) {
 		}
 	}
 }
+
+// TestAdversarialPipelining sends an allowed and a denied request on one
+// connection, and odd request forms: each request is authorized on its
+// own.
+func TestAdversarialPipelining(t *testing.T) {
+	s := newSigner(t)
+	addr, rec := meshProxy(t, "BASE", s)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /public/x HTTP/1.1\r\nHost: h\r\n\r\nGET /public/secret/x HTTP/1.1\r\nHost: h\r\n\r\nGET /public/./secret HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+	br := bufio.NewReader(c)
+	var codes []int
+	for i := 0; i < 3; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+	}
+	seen := rec.take()
+	if fmt.Sprint(codes) != "[200 403 403]" || len(seen) != 1 || seen[0].RequestURI != "/public/x" {
+		t.Errorf("pipelined: statuses %v, backend saw %d requests", codes, len(seen))
+	}
+	for _, raw := range []string{
+		"GET /public/secret/x HTTP/1.0\r\n\r\n",
+		"GET /public/secret/x HTTP/1.1\r\nHost: h\r\nContent-Length: 26\r\n\r\nGET /public/x HTTP/1.1\r\n\r\n",
+		"POST /public/secret/x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1a\r\nGET /public/x HTTP/1.1\r\n\r\n\r\n0\r\n\r\n",
+	} {
+		got, body := rawRequest(t, addr, raw)
+		if n := len(rec.take()); n > 0 || got < 400 {
+			t.Errorf("BYPASS %q: status %d (%q), %d backend requests", raw, got, body, n)
+		}
+	}
+	// Go's server answers OPTIONS * itself; it must not reach the backend.
+	rawRequest(t, addr, "OPTIONS * HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+	if n := len(rec.take()); n > 0 {
+		t.Errorf("OPTIONS * reached the backend")
+	}
+}
