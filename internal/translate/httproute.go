@@ -156,6 +156,10 @@ func (rc *routeContext) delegate(root *networking.HTTPRoute, d *networking.Deleg
 		rc.diags.errorf(rc.vs, rc.field+".delegate", "delegate VirtualService %s/%s not found (or it has hosts)", ns, d.Name)
 		return nil
 	}
+	if !exportedTo(dvs.vs.ExportTo, dvs.namespace, rc.namespace) {
+		rc.diags.errorf(rc.vs, rc.field+".delegate", "delegate VirtualService %s/%s is not exported to namespace %s", ns, d.Name, rc.namespace)
+		return nil
+	}
 	sub := rc.forVS(dvs)
 	var out []*route.Route
 	for i, hr := range dvs.vs.Http {

@@ -210,3 +210,29 @@ spec:
 		}
 	}
 }
+
+func TestDelegateMustBeExportedToRoot(t *testing.T) {
+	const cfg = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: details, namespace: default}
+spec:
+  hosts: [details]
+  http:
+  - delegate: {name: details-routes, namespace: team}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: details-routes, namespace: team}
+spec:
+  exportTo: ["."]
+  http:
+  - route:
+    - destination: {host: details.default.svc.cluster.local}
+`
+	r := Generate(loadSnapshot(t, testdataDir+"/base/bookinfo.yaml", writeTemp(t, cfg)), sidecarProxy("productpage", "v1", "10.1.0.11"))
+	validateResources(t, r)
+	if len(r.Diagnostics) != 1 || !strings.Contains(r.Diagnostics[0].String(), "delegate VirtualService team/details-routes is not exported to namespace default") {
+		t.Errorf("diagnostics = %v", r.Diagnostics)
+	}
+}
