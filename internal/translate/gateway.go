@@ -141,23 +141,37 @@ func intersectHost(vsHost, serverHost string) (string, bool) {
 // TLS-terminating chain per HTTPS server (matched by SNI), and SNI chains
 // from TLS routes for PASSTHROUGH servers.
 func gatewayListeners(servers []gatewayServer, vss []boundVS, rc routeContext) []*listener.Listener {
-	byPort := map[uint32][]gatewayServer{}
-	var ports []uint32
-	for _, s := range servers {
-		p := s.server.Port.Number
-		if _, ok := byPort[p]; !ok {
-			ports = append(ports, p)
-		}
-		byPort[p] = append(byPort[p], s)
+	// Servers share a listener by bind address and port.
+	type bindPort struct {
+		bind string
+		port uint32
 	}
-	sort.Slice(ports, func(i, j int) bool { return ports[i] < ports[j] })
+	byPort := map[bindPort][]gatewayServer{}
+	var keys []bindPort
+	for _, s := range servers {
+		k := bindPort{s.server.Bind, s.server.Port.Number}
+		if k.bind == "" {
+			k.bind = "0.0.0.0"
+		}
+		if _, ok := byPort[k]; !ok {
+			keys = append(keys, k)
+		}
+		byPort[k] = append(byPort[k], s)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].port != keys[j].port {
+			return keys[i].port < keys[j].port
+		}
+		return keys[i].bind < keys[j].bind
+	})
 	var out []*listener.Listener
-	for _, p := range ports {
-		name := "0.0.0.0_" + portString(p)
+	for _, k := range keys {
+		p := k.port
+		name := k.bind + "_" + portString(p)
 		prc := rc
 		prc.port = p
 		var chains []*listener.FilterChain
-		for _, s := range byPort[p] {
+		for _, s := range byPort[k] {
 			switch {
 			case s.servesHTTP():
 				fc := &listener.FilterChain{
@@ -195,7 +209,7 @@ func gatewayListeners(servers []gatewayServer, vss []boundVS, rc routeContext) [
 		if len(chains) == 0 {
 			continue
 		}
-		l := &listener.Listener{Name: name, Address: anyAddress(p), TrafficDirection: core.TrafficDirection_OUTBOUND, FilterChains: chains}
+		l := &listener.Listener{Name: name, Address: socketAddress(k.bind, p), TrafficDirection: core.TrafficDirection_OUTBOUND, FilterChains: chains}
 		if hasServerNames(chains) {
 			l.ListenerFilters = []*listener.ListenerFilter{tlsInspector()}
 		}

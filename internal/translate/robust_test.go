@@ -236,3 +236,28 @@ spec:
 		t.Errorf("diagnostics = %v", r.Diagnostics)
 	}
 }
+
+func TestGatewayServerBind(t *testing.T) {
+	const gw = `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: internal, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    bind: 127.0.0.5
+    hosts: ["*/*"]
+  - port: {number: 8080, name: http-public, protocol: HTTP}
+    hosts: ["*/*"]
+`
+	r := Generate(loadSnapshot(t, writeTemp(t, gw)), gatewayProxy())
+	validateResources(t, r)
+	var names []string
+	for _, l := range r.Listeners {
+		names = append(names, l.Name+"@"+l.GetAddress().GetSocketAddress().GetAddress())
+	}
+	if strings.Join(names, ",") != "0.0.0.0_8080@0.0.0.0,127.0.0.5_8080@127.0.0.5" {
+		t.Errorf("listeners = %v", names)
+	}
+}
