@@ -517,6 +517,13 @@ spec:
 	if len(serials) < 3 {
 		t.Errorf("server sidecar used %d certificates in 9 s with a 3 s TTL; want at least 3 (rotations)", len(serials))
 	}
+	// Each request was its own mTLS connection, so handshakes ran
+	// throughout the rotations.
+	if cl := m.client.Cluster("outbound|9080||" + svcHost); cl == nil || int64(cl.Stats.CxTotal.Load()) < ok.Load() {
+		t.Errorf("client sidecar opened fewer upstream connections than requests: maxRequestsPerConnection 1 not in effect")
+	} else {
+		t.Logf("client sidecar: %d upstream mTLS connections", cl.Stats.CxTotal.Load())
+	}
 	if clientSerial1 == clientSerial0 {
 		t.Errorf("client sidecar's certificate did not rotate (serial %s)", clientSerial0)
 	}
