@@ -70,11 +70,19 @@ node id, workload.namespace, or a unique part of the id (see weft proxy-status).
 func newProxyConfigKind(env *Env, name, typ, short string) *cobra.Command {
 	var output string
 	var admin *adminClient
+	var proxyAdmin *string
 	c := &cobra.Command{
 		Use:   name + " PROXY",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if proxyAdmin != nil && *proxyAdmin != "" { // secrets from the proxy itself (secret_proxyadmin.go)
+				raw, err := proxyAdminSecrets(*proxyAdmin)
+				if err != nil {
+					return err
+				}
+				return writeResources(env.Out, output, typ, raw)
+			}
 			var status []xds.ProxyStatus
 			if err := admin.getJSON("/debug/syncz", &status); err != nil {
 				return err
@@ -101,6 +109,9 @@ func newProxyConfigKind(env *Env, name, typ, short string) *cobra.Command {
 	}
 	admin = addWeftdFlag(c)
 	c.Flags().StringVarP(&output, "output", "o", "", "output format: table, json or yaml")
+	if typ == "sds" {
+		proxyAdmin = addProxyAdminFlag(c)
+	}
 	return c
 }
 

@@ -7,6 +7,7 @@ package mtls
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -31,6 +32,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/weftmesh/weft/internal/cli"
 	"github.com/weftmesh/weft/internal/proxy"
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/weftd"
@@ -526,5 +528,39 @@ spec:
 	}
 	if clientSerial1 == clientSerial0 {
 		t.Errorf("client sidecar's certificate did not rotate (serial %s)", clientSerial0)
+	}
+}
+
+// TestProxyConfigSecretReadsTheProxy: `weft proxy-config secret PROXY
+// --proxy-admin ADDR` shows the proxy's own certificate and bundle.
+func TestProxyConfigSecretReadsTheProxy(t *testing.T) {
+	m := startMesh(t, time.Hour, "")
+	var out, errb bytes.Buffer
+	code := cli.Run(context.Background(), &cli.Env{In: strings.NewReader(""), Out: &out, Err: &errb},
+		[]string{"proxy-config", "secret", "productpage-v1.default", "--proxy-admin", m.client.Addr("admin")})
+	if code != 0 {
+		t.Fatalf("weft proxy-config secret: exit %d: %s", code, errb.String())
+	}
+	t.Logf("weft proxy-config secret --proxy-admin:\n%s", out.String())
+	var sawDefault, sawRoot bool
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == "default" {
+			sawDefault = strings.Contains(line, "Cert Chain") && strings.Contains(line, clientID)
+		}
+		if len(f) > 0 && f[0] == "ROOTCA" {
+			sawRoot = strings.Contains(line, "CA")
+		}
+	}
+	if !sawDefault || !sawRoot {
+		t.Errorf("want rows for default (Cert Chain, %s) and ROOTCA (CA); got:\n%s", clientID, out.String())
+	}
+	out.Reset()
+	if code := cli.Run(context.Background(), &cli.Env{Out: &out, Err: &errb},
+		[]string{"proxy-config", "secret", "x", "--proxy-admin", m.client.Addr("admin"), "-o", "json"}); code != 0 {
+		t.Fatalf("-o json: exit %d: %s", code, errb.String())
+	}
+	if strings.Contains(out.String(), "PRIVATE KEY") || !strings.Contains(out.String(), "[redacted]") {
+		t.Errorf("-o json must show the key as [redacted]:\n%s", out.String())
 	}
 }
