@@ -489,3 +489,34 @@ spec:
 		t.Errorf("no diagnostic: %v", diags)
 	}
 }
+
+// TestGatewayTargetRef: a policy with targetRefs to a Gateway applies to
+// the gateway proxy carrying that Gateway's name label, in its namespace.
+func TestGatewayTargetRef(t *testing.T) {
+	ap := `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: gw, namespace: istio-system}
+spec:
+  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: public}]
+  action: DENY
+  rules: [{}]
+`
+	cfgs, ds := manifest.Decode("gw.yaml", []byte(ap), "file")
+	if len(ds) > 0 {
+		t.Fatal(ds)
+	}
+	snap := model.NewStore().Update(&model.SourceState{Source: "file", Configs: cfgs, Synced: true})
+	gw := gatewayProxy()
+	if a := buildAuthz(snap, gw, nil); a.present[actionDeny] {
+		t.Error("applied to a gateway without the Gateway name label")
+	}
+	gw.Labels = map[string]string{"gateway.networking.k8s.io/gateway-name": "public"}
+	if a := buildAuthz(snap, gw, nil); !a.present[actionDeny] || len(a.http[actionDeny]) != 1 {
+		t.Error("not applied to the named gateway")
+	}
+	gw.Namespace = "other"
+	if a := buildAuthz(snap, gw, nil); a.present[actionDeny] {
+		t.Error("applied to a gateway of another namespace")
+	}
+}
