@@ -356,20 +356,6 @@ func hostsFromCLA(field string, cla *endpointv3.ClusterLoadAssignment, prev *hos
 			hosts = append(hosts, h)
 		}
 	}
-	// Only the lowest priority level is used (no failover between levels yet).
-	if len(hosts) > 0 {
-		lowest := hosts[0].Priority
-		for _, h := range hosts {
-			lowest = min(lowest, h.Priority)
-		}
-		kept := hosts[:0]
-		for _, h := range hosts {
-			if h.Priority == lowest {
-				kept = append(kept, h)
-			}
-		}
-		hosts = kept
-	}
 	return hosts, nil
 }
 

@@ -24,6 +24,10 @@ type hostSet struct {
 	schedule []int32
 	ring     []ringEntry // ring hash, sorted by hash
 	maglev   []int32     // maglev table
+	// levels are the priority levels, lowest first, when there are
+	// several; each never enters panic mode (the whole set does).
+	levels  []*hostSet
+	noPanic bool
 }
 
 type ringEntry struct {
@@ -48,6 +52,29 @@ func hash64(s string) uint64 {
 func HashString(s string) uint64 { return hash64(s) }
 
 func newHostSet(hosts []*Host, policy lbPolicy, ringMin int) *hostSet {
+	hs := newLevel(hosts, policy, ringMin)
+	// Priority levels: traffic goes to the lowest level with a usable
+	// host and fails over to the next (Istio's locality failover).
+	byPrio := map[uint32][]*Host{}
+	var prios []uint32
+	for _, h := range hosts {
+		if _, ok := byPrio[h.Priority]; !ok {
+			prios = append(prios, h.Priority)
+		}
+		byPrio[h.Priority] = append(byPrio[h.Priority], h)
+	}
+	if len(prios) > 1 {
+		sort.Slice(prios, func(i, j int) bool { return prios[i] < prios[j] })
+		for _, p := range prios {
+			l := newLevel(byPrio[p], policy, ringMin)
+			l.noPanic = true
+			hs.levels = append(hs.levels, l)
+		}
+	}
+	return hs
+}
+
+func newLevel(hosts []*Host, policy lbPolicy, ringMin int) *hostSet {
 	hs := &hostSet{all: hosts}
 	if len(hosts) == 0 {
 		return hs
@@ -175,6 +202,9 @@ func pickable(h *Host, now int64, panicMode bool, skip func(*Host) bool) bool {
 // panicMode is Envoy's 50% panic threshold: when fewer than half the hosts
 // are usable, balance across all of them.
 func panicMode(hs *hostSet, now int64) bool {
+	if hs.noPanic {
+		return false
+	}
 	usable := 0
 	for _, h := range hs.all {
 		if h.usable(now) {

@@ -18,7 +18,15 @@ func (cl *Cluster) Pick(origDst string, hash uint64, hasHash bool, skip func(*Ho
 	}
 	cl.refreshDNS()
 	hs := cl.hosts.Load()
-	h := cl.balancer.Pick(hs, hash, hasHash, skip)
+	var h *Host
+	for _, level := range hs.levels {
+		if h = cl.balancer.Pick(level, hash, hasHash, skip); h != nil {
+			return h
+		}
+	}
+	if h == nil {
+		h = cl.balancer.Pick(hs, hash, hasHash, skip)
+	}
 	if h == nil && skip != nil {
 		// previous_hosts is best effort: fall back to any host.
 		h = cl.balancer.Pick(hs, hash, hasHash, nil)

@@ -174,3 +174,27 @@ func BenchmarkPickRoundRobin(b *testing.B) {
 		}
 	})
 }
+
+func TestPriorityFailover(t *testing.T) {
+	c := eds("c", clusterv3.Cluster_ROUND_ROBIN)
+	c.OutlierDetection = &clusterv3.OutlierDetection{Consecutive_5Xx: wrapperspb.UInt32(1), MaxEjectionPercent: wrapperspb.UInt32(100)}
+	a := cla("c", 1, 1)
+	a.Endpoints = append(a.Endpoints, &endpointv3.LocalityLbEndpoints{Priority: 1, LbEndpoints: cla("c", 1, 1, 1).Endpoints[0].LbEndpoints[2:]})
+	cl := build(t, c, a)
+	if n := len(cl.Hosts()); n != 3 {
+		t.Fatalf("%d hosts, want 3 across two priorities", n)
+	}
+	for range 20 {
+		if h := cl.Pick("", 0, false, nil); h.Priority != 0 {
+			t.Fatalf("picked priority %d while priority 0 is healthy", h.Priority)
+		}
+	}
+	for _, h := range cl.Hosts()[:2] {
+		cl.Record(h, 503) // eject both priority-0 hosts
+	}
+	for range 20 {
+		if h := cl.Pick("", 0, false, nil); h == nil || h.Addr != "10.0.0.3:80" {
+			t.Fatalf("picked %v, want failover to priority 1 (10.0.0.3:80)", h)
+		}
+	}
+}
