@@ -42,6 +42,7 @@ func main() {
 		debounce  = flag.Duration("debounce", xds.DefaultDebounce, "in process: push debounce quiet period")
 		profile   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		memprof   = flag.String("memprofile", "", "write a heap profile to this file once the change has settled")
+		verbose   = flag.Bool("v", false, "in process: log the xDS server's pushes to stderr")
 	)
 	flag.StringVar(&cfg.Target, "target", "", "xDS server address (host:port); empty runs one in process")
 	flag.IntVar(&cfg.Clients, "clients", 100, "simulated proxies")
@@ -80,14 +81,18 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, cfg, *changeCmd, *services, *endpoints, *change, *generator, *debounce); err != nil {
+	logOut := io.Discard
+	if *verbose {
+		logOut = os.Stderr
+	}
+	if err := run(ctx, cfg, *changeCmd, *services, *endpoints, *change, *generator, *debounce, logOut); err != nil {
 		fmt.Fprintln(os.Stderr, "weft-xds-load:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, cfg loadtest.Config, changeCmd string, services, endpoints int, change, generator string, debounce time.Duration) error {
+func run(ctx context.Context, cfg loadtest.Config, changeCmd string, services, endpoints int, change, generator string, debounce time.Duration, logOut io.Writer) error {
 	var apply func(context.Context) error
 	if cfg.Target != "" {
 		if changeCmd == "" {
@@ -123,7 +128,7 @@ func run(ctx context.Context, cfg loadtest.Config, changeCmd string, services, e
 		if err != nil {
 			return err
 		}
-		srv := xds.New(xds.Options{Generator: gen, Store: store, Debounce: debounce, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		srv := xds.New(xds.Options{Generator: gen, Store: store, Debounce: debounce, Logger: slog.New(slog.NewTextHandler(logOut, nil))})
 		srvCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- srv.Run(srvCtx, lis) }()

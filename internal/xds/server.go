@@ -312,6 +312,10 @@ func (s *Server) pushAll(ctx context.Context, snap *model.Snapshot, changedAt ti
 		list = append(list, ps)
 	}
 	s.mu.Unlock()
+	start := time.Now()
+	defer func() {
+		s.log.Info("xds: push done", "modelVersion", snap.Version, "proxies", len(list), "duration", time.Since(start))
+	}()
 	jobs := make(chan *proxyState)
 	var wg sync.WaitGroup
 	for range min(s.opts.Workers, len(list)) {

@@ -21,6 +21,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	// Register the filter configurations listeners carry.
@@ -189,6 +190,17 @@ func (c *Client) runSotW(ctx context.Context, ads discovery.AggregatedDiscoveryS
 		decoded := map[string]types.Resource{}
 		if nack == nil {
 			for _, a := range resp.GetResources() {
+				if t != resource.ClusterType && t != resource.ListenerType {
+					// Only clusters and listeners are needed whole (for
+					// the names they refer to); read the others' names.
+					n, err := nameOf(a.GetValue())
+					if err != nil {
+						nack = fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
+						break
+					}
+					ev.Names = append(ev.Names, n)
+					continue
+				}
 				m, err := a.UnmarshalNew()
 				if err != nil {
 					nack = fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
@@ -368,4 +380,29 @@ func (c *Client) follow(typeURL string, all map[string]types.Resource, send func
 		return send(resource.ListenerType, nil, nil)
 	}
 	return nil
+}
+
+// nameOf reads field 1 of an encoded resource: the name of every Envoy
+// resource type the client handles (cluster_name of a load assignment).
+func nameOf(b []byte) (string, error) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", protowire.ParseError(n)
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", protowire.ParseError(n)
+			}
+			return string(v), nil
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return "", protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	return "", errors.New("resource without a name")
 }
