@@ -182,7 +182,10 @@ func (f *File) Markdown(w io.Writer, resultsPath string, plot func(scenarioID st
 		}
 	}
 	if f.Profile != "" {
-		fmt.Fprintf(&b, "## Where weft-proxy spends its time\n\nCPU profile of weft-proxy during scenario 1: `%s` (`go tool pprof -top %s`).\n\n", f.Profile, f.Profile)
+		fmt.Fprintf(&b, "## Where weft-proxy spends its time\n\nCPU profile of weft-proxy under scenario 1's load: `%s` (`go tool pprof -top %s`).\n\n", f.Profile, f.Profile)
+		if f.ProfileTop != "" {
+			b.WriteString("```\n" + strings.TrimRight(f.ProfileTop, "\n") + "\n```\n\n")
+		}
 	}
 	if len(f.Notes) > 0 {
 		b.WriteString("## Notes\n\n")

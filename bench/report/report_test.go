@@ -83,10 +83,11 @@ func TestAddOverBaseline(t *testing.T) {
 func fixture() *File {
 	f := &File{
 		Date: "2026-11-26T12:00:00Z", Commit: "abc1234", Reps: 3,
-		Machine:  Machine{CPUModel: "AMD EPYC", Cores: 2, Kernel: "6.1.0", GoVersion: "go1.26.8", LoadStart: 1.5, LoadEnd: 2.25, Pinning: "proxy on CPU 0, fortio and backend on CPU 1"},
-		Versions: map[string]string{"nginx": "1.22.1", "fortio": "v1.68.2"},
-		Profile:  "bench/results/x-weft-proxy.cpu.pprof",
-		Notes:    []string{"machine was busy"},
+		Machine:    Machine{CPUModel: "AMD EPYC", Cores: 2, Kernel: "6.1.0", GoVersion: "go1.26.8", LoadStart: 1.5, LoadEnd: 2.25, Pinning: "proxy on CPU 0, fortio and backend on CPU 1"},
+		Versions:   map[string]string{"nginx": "1.22.1", "fortio": "v1.68.2"},
+		Profile:    "bench/results/x-weft-proxy.cpu.pprof",
+		ProfileTop: "      flat  flat%   sum%        cum   cum%\n      90ms 45.00% 45.00%       90ms 45.00%  syscall.Syscall6\n",
+		Notes:      []string{"machine was busy"},
 	}
 	s := Scenario{ID: "1", Title: "One hop HTTP/1.1", Description: "1000 rps over 4 connections.", Baseline: "direct",
 		Columns: []string{"p50", "p99", "added_p99", "cpu_per_1k", "rps"}}

@@ -27,6 +27,8 @@ type File struct {
 	Scenarios []Scenario `json:"scenarios"`
 	// Profile names the CPU profile of weft-proxy kept beside the file.
 	Profile string `json:"profile,omitempty"`
+	// ProfileTop is `go tool pprof -top` of that profile, shown on the page.
+	ProfileTop string `json:"profileTop,omitempty"`
 	// Notes are free remarks (skipped peers, errors) shown on the page.
 	Notes []string `json:"notes,omitempty"`
 }

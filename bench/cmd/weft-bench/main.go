@@ -54,6 +54,11 @@ func main() {
 	}
 	if cfg.render != "" {
 		f, err := report.ReadFile(cfg.render)
+		if err == nil && f.Profile != "" && f.ProfileTop == "" {
+			if top, rerr := os.ReadFile(f.Profile + ".top.txt"); rerr == nil {
+				f.ProfileTop = string(top)
+			}
+		}
 		if err == nil {
 			err = render(f, cfg.render, filepath.Dir(cfg.render), cfg.markdown, func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) })
 		}
@@ -215,10 +220,10 @@ func run(ctx context.Context, cfg config) error {
 		s := e.runScenario(ctx, sc)
 		f.Scenarios = append(f.Scenarios, s)
 		if sc.id == "1" && cfg.profile {
-			if p, err := e.profile(ctx, sc, filepath.Join(cfg.outDir, stem+"-weft-proxy.cpu.pprof")); err != nil {
+			if p, top, err := e.profile(ctx, sc, filepath.Join(cfg.outDir, stem+"-weft-proxy.cpu.pprof")); err != nil {
 				e.note("CPU profile of weft-proxy not collected: %v", err)
 			} else {
-				f.Profile = p
+				f.Profile, f.ProfileTop = p, top
 			}
 		}
 	}

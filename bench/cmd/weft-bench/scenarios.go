@@ -401,26 +401,26 @@ func (e *env) measureTCP(ctx context.Context, r *running) (report.Rep, string, e
 
 // profile runs weft-proxy-pprof under scenario 1's load and saves a CPU
 // profile of it to path.
-func (e *env) profile(ctx context.Context, sc scenarioDef, path string) (string, error) {
+func (e *env) profile(ctx context.Context, sc scenarioDef, path string) (file, top string, err error) {
 	bin, ok := e.bins["weft-proxy-pprof"]
 	if !ok {
-		return "", fmt.Errorf("%s", e.missing["weft-proxy-pprof"])
+		return "", "", fmt.Errorf("%s", e.missing["weft-proxy-pprof"])
 	}
 	listen, err := freePort()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	pp, err := freePort()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	dir := filepath.Join(e.dir, "profile")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+		return "", "", err
 	}
 	p, err := e.startWeftBin(bin, "weft-proxy-pprof", "router", dir, listen, xdsconf.Router(listen, e.upstream(sc.mode), xdsconf.HTTP1), []string{"-pprof", pp})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer p.stop()
 	// Long enough for a useful number of samples at 1000 rps.
@@ -447,21 +447,22 @@ func (e *env) profile(ctx context.Context, sc scenarioDef, path string) (string,
 	l := sc.load.target(listen)
 	l.Duration = d
 	if _, err := runFortio(ctx, e.bins["fortio"], e.cfg.niceness, e.cfg.loadCPU, e.dir, l); err != nil {
-		return "", err
+		return "", "", err
 	}
 	g := <-ch
 	if g.err != nil {
-		return "", g.err
+		return "", "", g.err
 	}
 	if err := os.WriteFile(path, g.data, 0o644); err != nil {
-		return "", err
+		return "", "", err
 	}
 	e.logf("wrote %s", path)
-	// A text summary beside it, readable without tools.
-	if top, err := output(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", path); err == nil {
+	// A text summary beside it and on the page, readable without tools.
+	if out, err := output(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", path); err == nil {
+		top = out
 		os.WriteFile(path+".top.txt", []byte(top), 0o644)
 	}
-	return path, nil
+	return path, top, nil
 }
 
 // oneLine flattens a multi-line error (a process's log tail) for a table.
