@@ -81,6 +81,7 @@ func New(cfg bootstrap.Config, log *slog.Logger, level *slog.LevelVar) (*Proxy, 
 		ServiceAccount: cfg.Node.ServiceAccount, Cluster: cfg.Node.Cluster,
 	})
 	p.listeners = listener.NewManager(p, log.With("component", "listener"))
+	p.listeners.TCPObserver = p.metrics
 	if cfg.CA.Enabled() {
 		rot, err := newRotator(context.Background(), cfg, p)
 		if err != nil {

@@ -494,6 +494,20 @@ func TestConfigUpdateAndTCPProxy(t *testing.T) {
 	if err != nil || line != "ping\n" {
 		t.Fatalf("tcp echo %q %v", line, err)
 	}
+	c.Close()
+	// Istio TCP metrics: opened, closed and bytes, request_protocol tcp.
+	waitFor(t, "istio_tcp_connections_closed_total", func() bool {
+		return strings.Contains(adminGet(t, h.p.Addr("stats"), "/stats/prometheus"), `istio_tcp_connections_closed_total{reporter="source"`)
+	})
+	prom := adminGet(t, h.p.Addr("stats"), "/stats/prometheus")
+	for _, want := range []string{
+		`destination_service="echo.default.svc.cluster.local",destination_service_name="echo",destination_service_namespace="default",destination_canonical_service="unknown",destination_canonical_revision="unknown",destination_cluster="unknown",request_protocol="tcp",response_flags="-",connection_security_policy="unknown"} 5`,
+		`istio_tcp_connections_opened_total{reporter="source"`,
+	} {
+		if !strings.Contains(prom, want) {
+			t.Errorf("missing %q in:\n%s", want, grep(prom, "istio_tcp"))
+		}
+	}
 
 	// Forward proxy mode: absolute-form request routed by port and Host.
 	proxyURL := "http://" + h.p.Addr("forward")

@@ -26,6 +26,13 @@ type ClusterSource interface {
 	Cluster(name string) *upstream.Cluster
 }
 
+// TCPObserver receives tcp_proxy connection events.
+type TCPObserver interface {
+	TCPOpened(cluster string, host *upstream.Host, conn *httpproxy.ConnInfo)
+	// TCPClosed reports bytes sent to and received from the downstream.
+	TCPClosed(cluster string, host *upstream.Host, conn *httpproxy.ConnInfo, flags string, sent, received int64)
+}
+
 // TCPStats are tcp_proxy counters.
 type TCPStats struct {
 	CxTotal, CxActive, BytesSent, BytesReceived, NoRoute, ConnectFail atomic.Int64
@@ -38,6 +45,9 @@ type Manager struct {
 	clusters ClusterSource
 	// TCP are the tcp_proxy counters.
 	TCP TCPStats
+	// TCPObserver, when set, is told about tcp_proxy connections (Istio
+	// TCP metrics). Set it before the first Apply.
+	TCPObserver TCPObserver
 	// Listen binds listener sockets; nil means net.Listen. Set it before
 	// the first Apply (tests use it to bind inside a network namespace).
 	Listen func(network, addr string) (net.Listener, error)
@@ -333,9 +343,17 @@ func (m *Manager) tcpProxy(conn, raw net.Conn, tp *TCPProxy, info *httpproxy.Con
 		m.TCP.NoRoute.Add(1)
 		return
 	}
+	obs := m.TCPObserver
 	host := cl.Pick(info.OriginalDst, 0, false, nil)
 	if host == nil {
+		if obs != nil {
+			obs.TCPOpened(name, nil, info)
+			obs.TCPClosed(name, nil, info, "UH", 0, 0)
+		}
 		return
+	}
+	if obs != nil {
+		obs.TCPOpened(name, host, info)
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), cl.ConnectTimeout)
 	up, err := cl.DialHost(dctx, host)
@@ -343,6 +361,9 @@ func (m *Manager) tcpProxy(conn, raw net.Conn, tp *TCPProxy, info *httpproxy.Con
 	if err != nil {
 		m.TCP.ConnectFail.Add(1)
 		cl.Record(host, 0)
+		if obs != nil {
+			obs.TCPClosed(name, host, info, "UF", 0, 0)
+		}
 		return
 	}
 	cl.Stats.CxTotal.Add(1)
@@ -356,8 +377,10 @@ func (m *Manager) tcpProxy(conn, raw net.Conn, tp *TCPProxy, info *httpproxy.Con
 		pc.buf = nil
 	}
 	done := make(chan struct{})
+	var received int64
 	go func() {
 		n, _ := io.Copy(up, raw) // TCPConn to TCPConn: splice
+		received = n
 		m.TCP.BytesReceived.Add(n)
 		if tc, ok := up.(interface{ CloseWrite() error }); ok {
 			tc.CloseWrite()
@@ -370,6 +393,9 @@ func (m *Manager) tcpProxy(conn, raw net.Conn, tp *TCPProxy, info *httpproxy.Con
 		tc.CloseWrite()
 	}
 	<-done
+	if obs != nil {
+		obs.TCPClosed(name, host, info, "", n, received)
+	}
 }
 
 func (m *Manager) trackTCP(c net.Conn, add bool) {

@@ -168,6 +168,7 @@ type Metrics struct {
 		mu sync.Mutex
 		m  map[seriesKey]*series
 	}
+	tcp tcpMetrics
 }
 
 // New returns an empty collector for the local workload.
@@ -269,6 +270,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	writeHist(w, "istio_request_duration_milliseconds", all, func(s *series) *histogram { return s.duration }, DurationBuckets)
 	writeHist(w, "istio_request_bytes", all, func(s *series) *histogram { return s.reqBytes }, ByteBuckets)
 	writeHist(w, "istio_response_bytes", all, func(s *series) *histogram { return s.resBytes }, ByteBuckets)
+	m.writeTCP(w)
 }
 
 func writeHist(w io.Writer, name string, all []*series, get func(*series) *histogram, bounds []float64) {
