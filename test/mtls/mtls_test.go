@@ -53,6 +53,8 @@ type mesh struct {
 	admin     string // weftd admin host:port
 	clientIP  string
 	serverIP  string
+	gatewayIP string
+	dir       string
 	client    *proxy.Proxy
 	server    *proxy.Proxy
 	backend   *backend
@@ -131,11 +133,19 @@ spec:
 // backend and both sidecars, and waits until a request crosses the mesh.
 // extraYAML is added to weftd's configuration directory.
 func startMesh(t *testing.T, ttl time.Duration, extraYAML string) *mesh {
+	return startMeshWith(t, ttl, func(string) string { return extraYAML })
+}
+
+// startMeshWith is startMesh with extra configuration that may name the
+// gateway's address.
+func startMeshWith(t *testing.T, ttl time.Duration, extra func(gatewayIP string) string) *mesh {
 	t.Helper()
 	block := 100 + rand.IntN(100)
-	m := &mesh{t: t, clientIP: fmt.Sprintf("127.0.%d.1", block), serverIP: fmt.Sprintf("127.0.%d.2", block)}
+	m := &mesh{t: t, clientIP: fmt.Sprintf("127.0.%d.1", block), serverIP: fmt.Sprintf("127.0.%d.2", block), gatewayIP: fmt.Sprintf("127.0.%d.3", block)}
+	extraYAML := extra(m.gatewayIP)
 
 	dir := t.TempDir()
+	m.dir = dir
 	confDir := filepath.Join(dir, "config")
 	os.MkdirAll(confDir, 0o755)
 	yaml := strings.ReplaceAll(meshYAML, "{{SERVER}}", m.serverIP)
@@ -170,9 +180,9 @@ func startMesh(t *testing.T, ttl time.Duration, extraYAML string) *mesh {
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
 
-	m.server = m.startProxy(dir, "reviews", "reviews-v1", m.serverIP, map[string]string{"app": "reviews", "version": "v1"}, "")
+	m.server = m.startProxyAs("sidecar", "default", "reviews", "reviews-v1", m.serverIP, map[string]string{"app": "reviews", "version": "v1"}, "")
 	fwd := net.JoinHostPort(m.clientIP, "15080")
-	m.client = m.startProxy(dir, "productpage", "productpage-v1", m.clientIP, map[string]string{"app": "productpage", "version": "v1"}, fwd)
+	m.client = m.startProxyAs("sidecar", "default", "productpage", "productpage-v1", m.clientIP, map[string]string{"app": "productpage", "version": "v1"}, fwd)
 	m.forwarder = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: fwd}), MaxIdleConnsPerHost: 16,
 	}}
@@ -188,10 +198,11 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // startProxy runs a sidecar for service account sa with an identity from
 // weftd: a bootstrap token from the admin API, the root bundle fetched
 // from the admin API (ca.rootURL), certificates over the CA's TLS port.
-func (m *mesh) startProxy(dir, sa, workload, ip string, labels map[string]string, forward string) *proxy.Proxy {
+func (m *mesh) startProxyAs(kind, ns, sa, workload, ip string, labels map[string]string, forward string) *proxy.Proxy {
 	t := m.t
 	t.Helper()
-	resp, err := http.Post("http://"+m.admin+"/api/v1/tokens?namespace=default&serviceAccount="+sa, "", nil)
+	dir := m.dir
+	resp, err := http.Post("http://"+m.admin+"/api/v1/tokens?namespace="+ns+"&serviceAccount="+sa, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,8 +218,8 @@ func (m *mesh) startProxy(dir, sa, workload, ip string, labels map[string]string
 	cfg.AdminAddress, cfg.ReadyAddress, cfg.StatsAddress = "127.0.0.1:0", "", "127.0.0.1:0"
 	cfg.ForwardProxyAddress = forward
 	cfg.Node = bootstrap.Node{
-		ID:      fmt.Sprintf("sidecar~%s~%s.default~default.svc.cluster.local", ip, workload),
-		Cluster: "Kubernetes", Namespace: "default", Workload: workload, Labels: labels, ServiceAccount: sa,
+		ID:      fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", kind, ip, workload, ns, ns),
+		Cluster: "Kubernetes", Namespace: ns, Workload: workload, Labels: labels, ServiceAccount: sa,
 		InstanceIPs: []string{ip}, Metadata: map[string]string{"INTERCEPTION_MODE": "NONE"},
 	}
 	cfg.CA = bootstrap.CA{Address: m.weftd.SecureAddr(), ServerName: "localhost", RootURL: "http://" + m.admin + "/api/v1/ca/root", TokenFile: tokenFile}
