@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weftmesh/weft/internal/proxy/xdstest"
@@ -117,5 +119,41 @@ func TestCORS(t *testing.T) {
 	_, _, h = get(t, "http://"+lis+"/x", "Origin", "https://evil.example")
 	if h.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("disallowed origin got %q", h.Get("Access-Control-Allow-Origin"))
+	}
+}
+
+// TestIdleTimeout: a route idle_timeout ends requests that make no
+// progress (504, flag SI) but not slow streams that keep sending.
+func TestIdleTimeout(t *testing.T) {
+	up := newBackend(t, "up", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stream" {
+			for range 6 {
+				io.WriteString(w, "tick\n")
+				w.(http.Flusher).Flush()
+				time.Sleep(50 * time.Millisecond)
+			}
+			return
+		}
+		time.Sleep(400 * time.Millisecond)
+		io.WriteString(w, "late")
+	})
+	rc := xdstest.RouteConfig("80", "outbound|80||up")
+	ra := rc.VirtualHosts[0].Routes[0].GetRoute()
+	ra.Timeout = durationpb.New(0) // no route timeout: only the idle timeout applies
+	ra.IdleTimeout = durationpb.New(150 * time.Millisecond)
+	lis := xdstest.FreeAddr(t)
+	h := newHarness(t, xdstest.Resources{
+		Clusters:  []*clusterv3.Cluster{xdstest.StaticCluster("outbound|80||up", up.addr())},
+		Listeners: []*listenerv3.Listener{xdstest.HTTPListener("0.0.0.0_80", lis, xdstest.HCM("80", "80"))},
+		Routes:    []*routev3.RouteConfiguration{rc},
+	})
+	if status, body, _ := get(t, "http://"+lis+"/stuck"); status != 504 || body != "stream timeout" {
+		t.Errorf("stuck upstream: %d %q, want 504 stream timeout", status, body)
+	}
+	if status, body, _ := get(t, "http://"+lis+"/stream"); status != 200 || strings.Count(body, "tick") != 6 {
+		t.Errorf("streaming upstream (300ms, a chunk every 50ms): %d %q", status, body)
+	}
+	if prom := adminGet(t, h.p.Addr("stats"), "/stats/prometheus"); !strings.Contains(prom, `response_flags="SI"`) {
+		t.Errorf("no SI flag in metrics")
 	}
 }

@@ -247,6 +247,17 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 		ctx, cancel = context.WithTimeout(ctx, route.Timeout)
 		defer cancel()
 	}
+	// Idle timeout: the route's, else the connection manager's stream idle
+	// timeout when no route timeout bounds the request already.
+	idle := route.IdleTimeout
+	if idle == 0 && route.Timeout == 0 {
+		idle = h.StreamIdleTimeout
+	}
+	var iw *idleWatch
+	if idle > 0 && upgradeType(r.Header) == "" {
+		ctx, iw = newIdleWatch(ctx, idle)
+		defer iw.stop()
+	}
 	upgrade := upgradeType(r.Header)
 	if upgrade != "" {
 		allowed := h.WebSocket
@@ -323,6 +334,9 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 		} else {
 			retry = nil // streamed bodies cannot be replayed
 		}
+	}
+	if iw != nil && out.Body != nil && replay == nil {
+		out.Body = &idleReadCloser{idleReader: idleReader{r: out.Body, w: iw}, c: out.Body}
 	}
 	for _, m := range route.Mirrors {
 		if m.Fraction.Hit() && (out.Body == nil || replay != nil) {
@@ -406,6 +420,8 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 	if res.err != nil {
 		flag, status, body := res.flag, res.status, ""
 		switch {
+		case iw != nil && iw.fired.Load() && r.Context().Err() == nil:
+			flag, status, body = FlagStreamIdle, http.StatusGatewayTimeout, "stream timeout"
 		case errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil:
 			flag, status, body = FlagTimeout, http.StatusGatewayTimeout, "upstream request timeout"
 			cl.Stats.RqTimeout.Add(1)
@@ -460,7 +476,11 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 	w.WriteHeader(resp.StatusCode)
 	bp := bufPool.Get().(*[]byte)
 	streaming := resp.ContentLength < 0 || isStreaming(resp.Header)
-	_, err := copyBody(w, resp.Body, *bp, streaming)
+	var body io.Reader = resp.Body
+	if iw != nil {
+		body = iw.reader(resp.Body)
+	}
+	_, err := copyBody(w, body, *bp, streaming)
 	bufPool.Put(bp)
 	if err != nil && !errors.Is(err, io.EOF) {
 		info.Flags = appendFlag(info.Flags, FlagReset)

@@ -61,6 +61,7 @@ const (
 	FlagFaultAbort       = "FI"
 	FlagFaultDelay       = "DI"
 	FlagDownstreamCancel = "DC"
+	FlagStreamIdle       = "SI"
 )
 
 // Info is what the handler reports about one finished request.
