@@ -235,6 +235,9 @@ func (p *Proxy) Start() error {
 			return fmt.Errorf("%s server: %w", s.name, err)
 		}
 		p.addrs[s.name] = ln.Addr().String()
+		if s.name == "forward" {
+			ln = listener.Strict(ln) // clients' requests: validate framing strictly
+		}
 		hs := &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 60 << 10}
 		p.servers = append(p.servers, hs)
 		go hs.Serve(ln)

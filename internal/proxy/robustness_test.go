@@ -24,7 +24,7 @@ func TestMalformedRequestsNeverReachUpstream(t *testing.T) {
 		Listeners: []*listenerv3.Listener{xdstest.HTTPListener("0.0.0.0_80", lis, xdstest.HCM("80", "80"))},
 		Routes:    []*routeT{xdstest.RouteConfig("80", "outbound|80||up")},
 	}
-	newHarness(t, res)
+	h := newHarness(t, res)
 
 	big := strings.Repeat("a", 70<<10)
 	cases := []struct{ name, req string }{
@@ -74,6 +74,18 @@ func TestMalformedRequestsNeverReachUpstream(t *testing.T) {
 				t.Errorf("request reached the upstream (%d hits)", got-before)
 			}
 		})
+	}
+	// The forward proxy port validates the same way.
+	fwd := h.p.Addr("forward")
+	for _, req := range []string{
+		"GET http://b/ HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+		"GET http://a/ HTTP/1.1\nHost: a\n\n",
+	} {
+		before := up.hits.Load()
+		if s := rawStatus(t, fwd, req); s != 400 || up.hits.Load() != before {
+			t.Errorf("forward proxy %q: status %d, upstream hits %d", req, s, up.hits.Load()-before)
+		}
 	}
 	// Sanity: well-formed requests, chunked and pipelined, do go through.
 	for _, good := range []string{

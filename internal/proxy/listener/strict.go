@@ -453,3 +453,18 @@ func parseDecimal(b []byte) (int64, bool) {
 	}
 	return n, true
 }
+
+// Strict wraps ln so that every accepted connection gets strict
+// HTTP/1.1 framing validation (for servers outside the Manager, such as
+// the forward proxy).
+func Strict(ln net.Listener) net.Listener { return strictListener{ln} }
+
+type strictListener struct{ net.Listener }
+
+func (l strictListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &strictConn{Conn: c}, nil
+}
