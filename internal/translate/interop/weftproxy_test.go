@@ -57,11 +57,15 @@ func TestWeftProxyAcceptsGeneratedConfig(t *testing.T) {
 			}
 			for _, l := range r.Listeners {
 				if _, err := listener.Compile(l, listener.Deps{}); err != nil {
-					if (strings.Contains(err.Error(), "tls_certificates") && strings.Contains(protojson.Format(l), `"filename"`)) ||
-						strings.Contains(err.Error(), "SDS certificates are not supported yet") {
-						// Known gap: weft-proxy loads inline certificates only,
-						// Gateways name certificate files or SDS secrets.
-						t.Logf("%s: weft-proxy cannot load gateway certificates yet: %v", name, err)
+					if strings.Contains(err.Error(), "no such file or directory") && strings.Contains(protojson.Format(l), `"filename"`) {
+						// The corpus's Gateways name certificate files that
+						// do not exist on this machine.
+						t.Logf("%s: certificate files absent here: %v", name, err)
+						continue
+					}
+					if strings.Contains(err.Error(), "SDS certificates are not supported yet") {
+						// Known gap: weft-proxy has no credentialName secrets.
+						t.Logf("%s: weft-proxy cannot load credentialName secrets yet: %v", name, err)
 						continue
 					}
 					t.Errorf("%s: %v", name, err)
