@@ -40,14 +40,14 @@ func (s *FilterState) SetMetadata(filter, key string, v any) {
 type LocalReply struct {
 	Status int
 	Body   string
-	// Flag is the Envoy response flag for access logs ("RBAC", ...).
+	// Flag is the Envoy response flag for access logs, if any (RBAC and
+	// jwt_authn set none; they set Details).
 	Flag string
+	// Details are Envoy's response code details.
+	Details string
 	// Header holds extra response headers (WWW-Authenticate, ...).
 	Header http.Header
 }
-
-// FlagRBAC is the response flag of a request denied by RBAC.
-const FlagRBAC = "RBAC"
 
 // decodeFilters normalizes the path and runs the filters. It reports
 // whether the request goes on.
@@ -97,6 +97,7 @@ func (h *Handler) decodeFilters(w *responseWriter, r *http.Request, info *Info) 
 	for _, f := range h.Filters {
 		if lr := f.Decode(r, st); lr != nil {
 			info.Flags = appendFlag(info.Flags, lr.Flag)
+			info.Details = lr.Details
 			hdr := w.Header()
 			for k := range hdr {
 				delete(hdr, k)

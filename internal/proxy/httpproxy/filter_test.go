@@ -94,9 +94,9 @@ func TestFilterLocalReply(t *testing.T) {
 	if len(second.paths) != 0 {
 		t.Error("a filter ran after a local reply")
 	}
-	deny := &recordFilter{reply: &LocalReply{Status: 403, Body: "RBAC: access denied", Flag: FlagRBAC}}
+	deny := &recordFilter{reply: &LocalReply{Status: 403, Body: "RBAC: access denied", Details: "rbac_access_denied_matched_policy[none]"}}
 	h = &Handler{Static: echoTable(t), Filters: []Filter{deny}, Observer: observerFunc(func(i *Info) { c := *i; got = &c })}
-	if w := serveOne(h, "/a/x"); w.Code != 403 || got == nil || got.Flags != FlagRBAC || got.Status != 403 {
+	if w := serveOne(h, "/a/x"); w.Code != 403 || got == nil || got.Flags != "" || got.Details != "rbac_access_denied_matched_policy[none]" || got.Status != 403 {
 		t.Errorf("RBAC denial: %d, info %+v", w.Code, got)
 	}
 }

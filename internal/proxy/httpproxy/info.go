@@ -85,6 +85,9 @@ type Info struct {
 	// grpc-status the upstream returned, if any.
 	GRPC       bool
 	GRPCStatus string
+	// Details is Envoy's response code details for local replies of
+	// filters ("rbac_access_denied_matched_policy[none]", ...).
+	Details string
 }
 
 // Observer receives Info for every request (telemetry, access logs). It

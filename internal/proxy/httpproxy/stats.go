@@ -1,6 +1,9 @@
 package httpproxy
 
-import "sync/atomic"
+import (
+	"strings"
+	"sync/atomic"
+)
 
 // Stats are an HTTP connection manager's downstream counters, named after
 // Envoy's http.<stat_prefix>.downstream_rq_* stats.
@@ -38,7 +41,8 @@ func (s *Stats) record(i *Info) {
 		s.FaultDelay.Add(1)
 	case FlagTimeout:
 		s.Timeout.Add(1)
-	case FlagRBAC:
+	}
+	if strings.HasPrefix(i.Details, "rbac_access_denied") {
 		s.RBACDenied.Add(1)
 	}
 }

@@ -209,7 +209,8 @@ func (f *Filter) Decode(r *http.Request, st *httpproxy.FilterState) *httpproxy.L
 		f.Stats.Denied.Add(1)
 		host := r.Host
 		return &httpproxy.LocalReply{Status: http.StatusUnauthorized, Body: err.Error(),
-			Header: http.Header{"Www-Authenticate": {fmt.Sprintf(`Bearer realm="http://%s%s", error="invalid_token"`, host, path)}}}
+			Details: "jwt_authn_access_denied{" + strings.ReplaceAll(err.Error(), " ", "_") + "}",
+			Header:  http.Header{"Www-Authenticate": {fmt.Sprintf(`Bearer realm="http://%s%s", error="invalid_token"`, host, path)}}}
 	}
 	f.Stats.Allowed.Add(1)
 	ev.apply(st)

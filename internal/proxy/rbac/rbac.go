@@ -196,10 +196,14 @@ func (f *HTTPFilter) Decode(r *http.Request, st *httpproxy.FilterState) *httppro
 			st.SetMetadata("envoy.filters.http.rbac", "shadow_engine_result", "denied")
 		}
 	}
-	ok, _ := f.rules.Allowed(a)
+	ok, name := f.rules.Allowed(a)
 	if !ok {
 		f.Stats.Denied.Add(1)
-		return &httpproxy.LocalReply{Status: http.StatusForbidden, Body: "RBAC: access denied", Flag: httpproxy.FlagRBAC}
+		if name == "" {
+			name = "none"
+		}
+		return &httpproxy.LocalReply{Status: http.StatusForbidden, Body: "RBAC: access denied",
+			Details: "rbac_access_denied_matched_policy[" + name + "]"}
 	}
 	f.Stats.Allowed.Add(1)
 	return nil
