@@ -157,3 +157,40 @@ func TestIdleTimeout(t *testing.T) {
 		t.Errorf("no SI flag in metrics")
 	}
 }
+
+// TestConsistentHashRouting: a RING_HASH cluster with a header hash
+// policy (Istio's consistentHash.httpHeaderName) keeps each user on one
+// backend while spreading users over all of them.
+func TestConsistentHashRouting(t *testing.T) {
+	var addrs []string
+	for i := range 3 {
+		b := newBackend(t, fmt.Sprint("b", i), func(w http.ResponseWriter, r *http.Request) {})
+		addrs = append(addrs, b.addr())
+	}
+	cl := xdstest.StaticCluster("outbound|80||app", addrs...)
+	cl.LbPolicy = clusterv3.Cluster_RING_HASH
+	rc := xdstest.RouteConfig("80", "outbound|80||app")
+	rc.VirtualHosts[0].Routes[0].GetRoute().HashPolicy = []*routev3.RouteAction_HashPolicy{{
+		PolicySpecifier: &routev3.RouteAction_HashPolicy_Header_{Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: "x-user"}}}}
+	lis := xdstest.FreeAddr(t)
+	newHarness(t, xdstest.Resources{
+		Clusters:  []*clusterv3.Cluster{cl},
+		Listeners: []*listenerv3.Listener{xdstest.HTTPListener("0.0.0.0_80", lis, xdstest.HCM("80", "80"))},
+		Routes:    []*routev3.RouteConfiguration{rc},
+	})
+	used := map[string]bool{}
+	for u := range 30 {
+		user := fmt.Sprint("user-", u)
+		_, _, h := get(t, "http://"+lis+"/", "x-user", user)
+		first := h.Get("X-Backend")
+		for range 3 {
+			if _, _, h := get(t, "http://"+lis+"/", "x-user", user); h.Get("X-Backend") != first {
+				t.Fatalf("%s moved from %s to %s", user, first, h.Get("X-Backend"))
+			}
+		}
+		used[first] = true
+	}
+	if len(used) != 3 {
+		t.Errorf("30 users landed on %d of 3 backends", len(used))
+	}
+}

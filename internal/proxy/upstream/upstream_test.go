@@ -198,3 +198,22 @@ func TestPriorityFailover(t *testing.T) {
 		}
 	}
 }
+
+func TestStrictDNS(t *testing.T) {
+	c := &clusterv3.Cluster{Name: "dns", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS},
+		ConnectTimeout: durationpb.New(time.Second),
+		LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: "dns", Endpoints: []*endpointv3.LocalityLbEndpoints{{
+			LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+				Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+					Address: "localhost", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 8080}}}}}}}},
+		}}}}
+	s, commit, err := Build(map[string]*clusterv3.Cluster{"dns": c}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit()
+	h := s.Get("dns").Pick("", 0, false, nil)
+	if h == nil || (h.Addr != "127.0.0.1:8080" && h.Addr != "[::1]:8080") {
+		t.Fatalf("STRICT_DNS localhost resolved to %v", h)
+	}
+}
