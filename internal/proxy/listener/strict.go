@@ -18,15 +18,14 @@ const maxHeadBytes = 60 << 10
 // upstream. Bytes are released to the reader only once validated.
 type strictConn struct {
 	net.Conn
-	in      []byte // read but not yet validated
-	out     []byte // validated, not yet returned
-	outBuf  []byte // backing storage reused for out
-	state   strictState
-	remain  int64 // body bytes left (fixed length or current chunk)
-	trailer bool
-	served  int // requests validated on this connection
-	err     error
-	rbuf    []byte
+	in     []byte // read but not yet validated
+	out    []byte // validated, not yet returned
+	outBuf []byte // backing storage reused for out
+	state  strictState
+	remain int64 // body bytes left (fixed length or current chunk)
+	served int   // requests validated on this connection
+	err    error
+	rbuf   []byte
 }
 
 type strictState uint8
