@@ -140,6 +140,18 @@ func startMesh(t *testing.T, ttl time.Duration, extraYAML string) *mesh {
 // gateway's address.
 func startMeshWith(t *testing.T, ttl time.Duration, extra func(gatewayIP string) string) *mesh {
 	t.Helper()
+	return startMeshOpts(t, ttl, extra, true)
+}
+
+// startMeshWithoutServer starts everything but the server sidecar, which
+// the caller runs (and waits for).
+func startMeshWithoutServer(t *testing.T) *mesh {
+	t.Helper()
+	return startMeshOpts(t, time.Hour, func(string) string { return "" }, false)
+}
+
+func startMeshOpts(t *testing.T, ttl time.Duration, extra func(gatewayIP string) string, withServer bool) *mesh {
+	t.Helper()
 	block := 100 + rand.IntN(100)
 	m := &mesh{t: t, clientIP: fmt.Sprintf("127.0.%d.1", block), serverIP: fmt.Sprintf("127.0.%d.2", block), gatewayIP: fmt.Sprintf("127.0.%d.3", block)}
 	extraYAML := extra(m.gatewayIP)
@@ -180,16 +192,20 @@ func startMeshWith(t *testing.T, ttl time.Duration, extra func(gatewayIP string)
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
 
-	m.server = m.startProxyAs("sidecar", "default", "reviews", "reviews-v1", m.serverIP, map[string]string{"app": "reviews", "version": "v1"}, "")
+	if withServer {
+		m.server = m.startProxyAs("sidecar", "default", "reviews", "reviews-v1", m.serverIP, map[string]string{"app": "reviews", "version": "v1"}, "")
+	}
 	fwd := net.JoinHostPort(m.clientIP, "15080")
 	m.client = m.startProxyAs("sidecar", "default", "productpage", "productpage-v1", m.clientIP, map[string]string{"app": "productpage", "version": "v1"}, fwd)
 	m.forwarder = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: fwd}), MaxIdleConnsPerHost: 16,
 	}}
-	m.eventually("a request through the mesh succeeds", func() error {
-		_, err := m.get("/")
-		return err
-	})
+	if withServer {
+		m.eventually("a request through the mesh succeeds", func() error {
+			_, err := m.get("/")
+			return err
+		})
+	}
 	return m
 }
 
