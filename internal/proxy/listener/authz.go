@@ -55,14 +55,20 @@ func compileNetworkRBAC(field string, tc *anypb.Any) (*rbac.NetworkFilter, bool,
 // is its TLS state once the chain terminated TLS (the peer's mTLS
 // identity), nil for plain-text chains.
 func (c *Chain) connAllowed(f *connFacts, cs *tls.ConnectionState) bool {
-	if c.NetworkRBAC == nil {
+	if len(c.NetworkRBAC) == 0 {
 		return true
 	}
 	sni := f.in.serverName
 	if cs != nil {
 		sni = cs.ServerName
 	}
-	return c.NetworkRBAC.Allowed(rbac.ConnAttributes(f.remote, f.local, sni, cs))
+	a := rbac.ConnAttributes(f.remote, f.local, sni, cs)
+	for _, nr := range c.NetworkRBAC {
+		if !nr.Allowed(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // pathNormalization reads normalize_path, merge_slashes and

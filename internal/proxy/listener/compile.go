@@ -53,8 +53,9 @@ type Chain struct {
 	TCP  *TCPProxy
 	// TLS terminates TLS on this chain when set.
 	TLS *tls.Config
-	// NetworkRBAC authorizes connections before the terminal filter.
-	NetworkRBAC *rbac.NetworkFilter
+	// NetworkRBAC authorizes connections before the terminal filter, in
+	// order (Istio's DENY, then ALLOW); all must allow.
+	NetworkRBAC []*rbac.NetworkFilter
 	// secrets give the local identity of a chain using SDS certificates.
 	secrets *sds.Store
 }
@@ -223,7 +224,7 @@ func compileChain(field string, fc *listenerv3.FilterChain, deps Deps) (*Chain, 
 			if err != nil {
 				return nil, err
 			}
-			c.NetworkRBAC = nr
+			c.NetworkRBAC = append(c.NetworkRBAC, nr)
 			continue
 		}
 		switch tc.GetTypeUrl() {
