@@ -127,6 +127,20 @@ spec:
     bind: {{SERVER}}
     captureMode: NONE
     defaultEndpoint: 0.0.0.0:19080
+  - port: {number: 9000, name: tcp, protocol: TCP}
+    bind: {{SERVER}}
+    captureMode: NONE
+    defaultEndpoint: 0.0.0.0:19000
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews-tcp, namespace: default}
+spec:
+  hosts: [reviews-tcp.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9000, name: tcp, protocol: TCP}]
+  workloadSelector: {labels: {app: reviews}}
 `
 
 // startMesh starts weftd (CA workload certificates living ttl), the
