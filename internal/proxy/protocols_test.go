@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -193,4 +194,59 @@ func TestConsistentHashRouting(t *testing.T) {
 	if len(used) != 3 {
 		t.Errorf("30 users landed on %d of 3 backends", len(used))
 	}
+}
+
+// TestForwardProxyConnect: CONNECT through the forward-proxy port is
+// handled like an intercepted connection to the target: a port with a
+// tcp_proxy listener uses it, anything else goes to PassthroughCluster
+// via the use_original_dst listener.
+func TestForwardProxyConnect(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	tcpLis := xdstest.FreeAddr(t)
+	virtual := xdstest.TCPListener("virtualOutbound", xdstest.FreeAddr(t), "PassthroughCluster")
+	virtual.UseOriginalDst = wrapperspb.Bool(true)
+	pass := &clusterv3.Cluster{Name: "PassthroughCluster", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
+		LbPolicy: clusterv3.Cluster_CLUSTER_PROVIDED, ConnectTimeout: durationpb.New(time.Second)}
+	h := newHarness(t, xdstest.Resources{
+		Clusters:  []*clusterv3.Cluster{pass, xdstest.StaticCluster("outbound|7000||echo.default.svc.cluster.local", echo.Addr().String())},
+		Listeners: []*listenerv3.Listener{virtual, xdstest.TCPListener("echo_7000", tcpLis, "outbound|7000||echo.default.svc.cluster.local")},
+	})
+	tunnel := func(target string) {
+		t.Helper()
+		c, err := net.Dial("tcp", h.p.Addr("forward"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\nping\n", target, target)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("CONNECT %s: %v %v", target, resp, err)
+		}
+		if line, err := br.ReadString('\n'); err != nil || line != "ping\n" {
+			t.Fatalf("CONNECT %s: echo %q %v", target, line, err)
+		}
+	}
+	tunnel(tcpLis)               // the echo_7000 listener's address
+	tunnel(echo.Addr().String()) // no listener: PassthroughCluster
+	waitFor(t, "tcp metrics", func() bool {
+		prom := adminGet(t, h.p.Addr("stats"), "/stats/prometheus")
+		return strings.Contains(prom, `istio_tcp_connections_closed_total{reporter="source"`) &&
+			strings.Contains(prom, `destination_service_name="PassthroughCluster"`) && strings.Contains(prom, `destination_service_name="echo"`)
+	})
 }

@@ -16,6 +16,10 @@ import (
 // routes by Host.
 func (m *Manager) ForwardHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect {
+			m.connect(w, r)
+			return
+		}
 		if !r.URL.IsAbs() || r.URL.Scheme != "http" {
 			http.Error(w, "forward proxy: absolute http:// target required", http.StatusBadRequest)
 			return
@@ -60,4 +64,51 @@ func (m *Manager) ForwardHandler() http.Handler {
 		ci := &httpproxy.ConnInfo{Listener: l.Name, RemoteAddr: r.RemoteAddr, LocalAddr: facts.local.String(), OriginalDst: net.JoinHostPort(host, port)}
 		chain.HTTP.ServeHTTP(w, r.WithContext(httpproxy.WithConnInfo(r.Context(), ci)))
 	})
+}
+
+// tunnelConn is a CONNECT tunnel's client side; target is the requested
+// host:port, used as the original destination.
+type tunnelConn struct {
+	net.Conn
+	target string
+}
+
+// connect serves CONNECT host:port (HTTPS_PROXY clients): the tunnel is
+// handled like an intercepted connection to host:port, through the
+// use_original_dst listener (virtualOutbound) if there is one, else the
+// listener for the port.
+func (m *Manager) connect(w http.ResponseWriter, r *http.Request) {
+	target := r.Host
+	if _, _, err := net.SplitHostPort(target); err != nil {
+		http.Error(w, "forward proxy: CONNECT needs host:port", http.StatusBadRequest)
+		return
+	}
+	var l *Listener
+	all := *m.all.Load()
+	for _, c := range all {
+		if c.UseOriginalDst && (l == nil || c.Name < l.Name) {
+			l = c
+		}
+	}
+	if l == nil {
+		l = m.lookupVirtual(target)
+	}
+	if l == nil {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	c, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	if _, err := c.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
+		c.Close()
+		return
+	}
+	var conn net.Conn = c
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		conn = &peekConn{Conn: c, buf: append([]byte(nil), b...)}
+	}
+	m.serveConn(&tunnelConn{Conn: conn, target: target}, l)
 }

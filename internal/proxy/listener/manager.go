@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -235,8 +236,14 @@ func (m *Manager) ServeConn(c net.Conn, l *Listener) { m.serveConn(c, l) }
 
 func (m *Manager) serveConn(c net.Conn, l *Listener) {
 	info := &httpproxy.ConnInfo{Listener: l.Name, RemoteAddr: c.RemoteAddr().String(), LocalAddr: c.LocalAddr().String()}
-	if l.UseOriginalDst || l.originalDstFilter {
-		if od := originalDst(c); od != "" {
+	od := ""
+	if t, ok := c.(*tunnelConn); ok {
+		od = t.target // forward-proxy CONNECT: the target plays the original destination
+	} else if l.UseOriginalDst || l.originalDstFilter {
+		od = originalDst(c)
+	}
+	{
+		if od != "" {
 			info.OriginalDst = od
 			info.LocalAddr = od
 			if l.UseOriginalDst {
@@ -259,6 +266,13 @@ func (m *Manager) serveConn(c net.Conn, l *Listener) {
 	}
 	facts := connFacts{in: in}
 	facts.local, _ = netip.ParseAddrPort(info.LocalAddr)
+	if !facts.local.IsValid() { // a host name target: match by port
+		if _, p, err := net.SplitHostPort(info.LocalAddr); err == nil {
+			if n, err := strconv.Atoi(p); err == nil {
+				facts.local = netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(n))
+			}
+		}
+	}
 	facts.remote, _ = netip.ParseAddrPort(info.RemoteAddr)
 	chain := l.selectChain(&facts)
 	if chain == nil || chain.TLS == nil && !chain.connAllowed(&facts, nil) {
@@ -310,11 +324,11 @@ func (m *Manager) lookupVirtual(od string) *Listener {
 	if l, ok := all[od]; ok {
 		return l
 	}
-	ap, err := netip.ParseAddrPort(od)
+	_, port, err := net.SplitHostPort(od)
 	if err != nil {
 		return nil
 	}
-	return all[":"+itoa(int(ap.Port()))]
+	return all[":"+port]
 }
 
 // tcpProxy connects to the chain's cluster and copies both ways. raw is
