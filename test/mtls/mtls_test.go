@@ -48,7 +48,7 @@ const (
 
 // mesh is one running test mesh.
 type mesh struct {
-	t         *testing.T
+	t         testing.TB
 	weftd     *weftd.Server
 	admin     string // weftd admin host:port
 	clientIP  string
@@ -64,7 +64,7 @@ type mesh struct {
 // backend is the server application: it answers with the
 // x-forwarded-client-cert it received and logs the client identity.
 type backend struct {
-	t        *testing.T
+	t        testing.TB
 	mu       sync.Mutex
 	lastXFCC string
 	requests atomic.Int64
@@ -146,25 +146,25 @@ spec:
 // startMesh starts weftd (CA workload certificates living ttl), the
 // backend and both sidecars, and waits until a request crosses the mesh.
 // extraYAML is added to weftd's configuration directory.
-func startMesh(t *testing.T, ttl time.Duration, extraYAML string) *mesh {
+func startMesh(t testing.TB, ttl time.Duration, extraYAML string) *mesh {
 	return startMeshWith(t, ttl, func(string) string { return extraYAML })
 }
 
 // startMeshWith is startMesh with extra configuration that may name the
 // gateway's address.
-func startMeshWith(t *testing.T, ttl time.Duration, extra func(gatewayIP string) string) *mesh {
+func startMeshWith(t testing.TB, ttl time.Duration, extra func(gatewayIP string) string) *mesh {
 	t.Helper()
 	return startMeshOpts(t, ttl, extra, true)
 }
 
 // startMeshWithoutServer starts everything but the server sidecar, which
 // the caller runs (and waits for).
-func startMeshWithoutServer(t *testing.T) *mesh {
+func startMeshWithoutServer(t testing.TB) *mesh {
 	t.Helper()
 	return startMeshOpts(t, time.Hour, func(string) string { return "" }, false)
 }
 
-func startMeshOpts(t *testing.T, ttl time.Duration, extra func(gatewayIP string) string, withServer bool) *mesh {
+func startMeshOpts(t testing.TB, ttl time.Duration, extra func(gatewayIP string) string, withServer bool) *mesh {
 	t.Helper()
 	block := 100 + rand.IntN(100)
 	m := &mesh{t: t, clientIP: fmt.Sprintf("127.0.%d.1", block), serverIP: fmt.Sprintf("127.0.%d.2", block), gatewayIP: fmt.Sprintf("127.0.%d.3", block)}
