@@ -250,3 +250,55 @@ func TestForwardProxyConnect(t *testing.T) {
 			strings.Contains(prom, `destination_service_name="PassthroughCluster"`) && strings.Contains(prom, `destination_service_name="echo"`)
 	})
 }
+
+// TestRetryPolicies: per_try_timeout with previous_hosts moves a request
+// off a hung host; connect-failure retries skip a dead endpoint.
+func TestRetryPolicies(t *testing.T) {
+	hung := newBackend(t, "hung", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	fast := newBackend(t, "fast", nil)
+	dead := deadAddr(t)
+	slowCl := xdstest.StaticCluster("outbound|80||slowpair", hung.addr(), fast.addr())
+	deadCl := xdstest.StaticCluster("outbound|80||deadpair", dead, fast.addr())
+	perTry := toCluster("outbound|80||slowpair")
+	perTry.RetryPolicy = &routev3.RetryPolicy{RetryOn: "5xx", NumRetries: wrapperspb.UInt32(2),
+		PerTryTimeout:      durationpb.New(100 * time.Millisecond),
+		RetryHostPredicate: []*routev3.RetryPolicy_RetryHostPredicate{{Name: "envoy.retry_host_predicates.previous_hosts"}}}
+	connFail := toCluster("outbound|80||deadpair")
+	connFail.RetryPolicy = &routev3.RetryPolicy{RetryOn: "connect-failure", NumRetries: wrapperspb.UInt32(2),
+		RetryHostPredicate: []*routev3.RetryPolicy_RetryHostPredicate{{Name: "envoy.retry_host_predicates.previous_hosts"}}}
+	noRetry := toCluster("outbound|80||deadpair")
+	rc := &routev3.RouteConfiguration{Name: "80", VirtualHosts: []*routev3.VirtualHost{{Name: "all", Domains: []string{"*"}, Routes: []*routev3.Route{
+		route("pertry", "/pertry", perTry), route("connfail", "/connfail", connFail), route("noretry", "/noretry", noRetry)}}}}
+	lis := xdstest.FreeAddr(t)
+	newHarness(t, xdstest.Resources{
+		Clusters:  []*clusterv3.Cluster{slowCl, deadCl},
+		Listeners: []*listenerv3.Listener{xdstest.HTTPListener("0.0.0.0_80", lis, xdstest.HCM("80", "80"))},
+		Routes:    []*routev3.RouteConfiguration{rc},
+	})
+	for i := range 6 {
+		start := time.Now()
+		if status, _, h := get(t, "http://"+lis+"/pertry"); status != 200 || h.Get("X-Backend") != "fast" {
+			t.Errorf("pertry %d: %d from %q", i, status, h.Get("X-Backend"))
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("pertry %d took %v", i, d)
+		}
+		if status, _, _ := get(t, "http://"+lis+"/connfail"); status != 200 {
+			t.Errorf("connfail %d: %d", i, status)
+		}
+	}
+	// Without a retry policy, round robin hits the dead endpoint: 503 UF.
+	codes := map[int]int{}
+	for range 4 {
+		s, _, _ := get(t, "http://"+lis+"/noretry")
+		codes[s]++
+	}
+	if codes[503] == 0 || codes[200] == 0 {
+		t.Errorf("without retries want both 200 and 503, got %v", codes)
+	}
+}
