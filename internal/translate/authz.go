@@ -110,6 +110,9 @@ func buildAuthz(snap *model.Snapshot, proxy *model.Proxy, diags *diagnostics) *a
 		}
 		out.present[action] = true
 		for i, r := range ap.Rules {
+			if r == nil {
+				continue // rejected by validation; matches nothing
+			}
 			name := fmt.Sprintf("ns[%s]-policy[%s]-rule[%d]", c.Namespace, c.Name, i)
 			field := fmt.Sprintf("spec.rules[%d]", i)
 			for _, tcp := range []bool{false, true} {
@@ -395,6 +398,9 @@ func (b *ruleBuilder) source(field string, s *security.Source) *rbacv3.Principal
 	return andPrin(ands)
 }
 
+// headerNameRE is Envoy's HTTP_HEADER_NAME rule.
+var headerNameRE = regexp.MustCompile("^:?[0-9a-zA-Z!#$%&'*+.^_|~`-]+$")
+
 // claimPath parses request.auth.claims[a][b]... into its keys.
 func claimPath(key string) ([]string, bool) {
 	rest := strings.TrimPrefix(key, "request.auth.claims")
@@ -434,6 +440,10 @@ func (b *ruleBuilder) condition(field string, c *security.Condition) (*rbacv3.Pe
 	switch {
 	case strings.HasPrefix(key, "request.headers[") && strings.HasSuffix(key, "]"):
 		name := key[len("request.headers[") : len(key)-1]
+		if !headerNameRE.MatchString(name) {
+			b.skip("key", false, fmt.Sprintf("%q is not a valid header name", name))
+			return nil, nil
+		}
 		b.permList(&perms, field+".values", true, c.Values, c.NotValues, func(v string) (*rbacv3.Permission, error) {
 			if v == "*" {
 				return &rbacv3.Permission{Rule: &rbacv3.Permission_Header{Header: &route.HeaderMatcher{Name: name,

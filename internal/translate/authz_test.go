@@ -520,3 +520,38 @@ spec:
 		t.Error("applied to a gateway of another namespace")
 	}
 }
+
+// TestOddInputNeverPanics: null rules, sources and operations, and
+// invalid header names give valid Envoy configuration (checked by
+// securityOf's ValidateAll) and never a panic.
+func TestOddInputNeverPanics(t *testing.T) {
+	hf, _, _, diags := securityOf(t, `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: odd, namespace: default}
+spec:
+  rules:
+  - null
+  - from: [{}, {source: null}]
+    to: [{}, {operation: null}]
+    when: [null, {key: "request.headers[bad header]", values: ["x"]}]
+  - to: [{operation: {paths: ["**", "*/x"], hosts: ["*"], methods: ["*"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: odd, namespace: default}
+spec:
+  jwtRules:
+  - null
+  - issuer: https://i
+    jwks: '{"keys":[]}'
+    fromHeaders: [null, {name: "bad header"}, {name: x-ok}]
+    outputClaimToHeaders: [null, {header: "", claim: sub}]
+`)
+	if len(httpRBAC(t, hf)) != 1 {
+		t.Errorf("filters: %v", hf)
+	}
+	if !strings.Contains(fmt.Sprint(diags), "not a valid header name") {
+		t.Errorf("diagnostics: %v", diags)
+	}
+}

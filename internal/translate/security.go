@@ -121,10 +121,14 @@ func jwtProvider(r *security.JWTRule) (*jwtv3.JwtProvider, error) {
 		FromParams:           r.FromParams,
 	}
 	for _, h := range r.FromHeaders {
-		p.FromHeaders = append(p.FromHeaders, &jwtv3.JwtHeader{Name: h.Name, ValuePrefix: h.Prefix})
+		if headerNameRE.MatchString(h.GetName()) {
+			p.FromHeaders = append(p.FromHeaders, &jwtv3.JwtHeader{Name: h.GetName(), ValuePrefix: h.GetPrefix()})
+		}
 	}
 	for _, ch := range r.OutputClaimToHeaders {
-		p.ClaimToHeaders = append(p.ClaimToHeaders, &jwtv3.JwtClaimToHeader{HeaderName: ch.Header, ClaimName: ch.Claim})
+		if headerNameRE.MatchString(ch.GetHeader()) && ch.GetClaim() != "" {
+			p.ClaimToHeaders = append(p.ClaimToHeaders, &jwtv3.JwtClaimToHeader{HeaderName: ch.GetHeader(), ClaimName: ch.GetClaim()})
+		}
 	}
 	timeout := dur(5e9)
 	if r.Timeout != nil && r.Timeout.AsDuration() > 0 {
