@@ -56,6 +56,9 @@ func compilePermission(field string, p *rbacv3.Permission) (matcher, error) {
 	case *rbacv3.Permission_Any:
 		return anyM{}, nil
 	case *rbacv3.Permission_AndRules:
+		if len(r.AndRules.GetRules()) == 0 {
+			return nil, fmt.Errorf("%s.and_rules: empty", field)
+		}
 		var out andM
 		for i, x := range r.AndRules.GetRules() {
 			m, err := compilePermission(fmt.Sprintf("%s.and_rules[%d]", field, i), x)
@@ -66,6 +69,9 @@ func compilePermission(field string, p *rbacv3.Permission) (matcher, error) {
 		}
 		return out, nil
 	case *rbacv3.Permission_OrRules:
+		if len(r.OrRules.GetRules()) == 0 {
+			return nil, fmt.Errorf("%s.or_rules: empty", field)
+		}
 		var out orM
 		for i, x := range r.OrRules.GetRules() {
 			m, err := compilePermission(fmt.Sprintf("%s.or_rules[%d]", field, i), x)
@@ -114,6 +120,9 @@ func compilePrincipal(field string, p *rbacv3.Principal) (matcher, error) {
 	case *rbacv3.Principal_Any:
 		return anyM{}, nil
 	case *rbacv3.Principal_AndIds:
+		if len(r.AndIds.GetIds()) == 0 {
+			return nil, fmt.Errorf("%s.and_ids: empty", field)
+		}
 		var out andM
 		for i, x := range r.AndIds.GetIds() {
 			m, err := compilePrincipal(fmt.Sprintf("%s.and_ids[%d]", field, i), x)
@@ -124,6 +133,9 @@ func compilePrincipal(field string, p *rbacv3.Principal) (matcher, error) {
 		}
 		return out, nil
 	case *rbacv3.Principal_OrIds:
+		if len(r.OrIds.GetIds()) == 0 {
+			return nil, fmt.Errorf("%s.or_ids: empty", field)
+		}
 		var out orM
 		for i, x := range r.OrIds.GetIds() {
 			m, err := compilePrincipal(fmt.Sprintf("%s.or_ids[%d]", field, i), x)

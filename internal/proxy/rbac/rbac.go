@@ -107,6 +107,9 @@ func CompileEngine(field string, r *rbacv3.RBAC) (*Engine, error) {
 		if p.GetCondition() != nil || p.GetCheckedCondition() != nil {
 			return nil, fmt.Errorf("%s.condition: CEL conditions are not supported", pf)
 		}
+		if len(p.GetPermissions()) == 0 || len(p.GetPrincipals()) == 0 {
+			return nil, fmt.Errorf("%s: permissions and principals are required", pf)
+		}
 		var perms, prins orM
 		for i, x := range p.GetPermissions() {
 			m, err := compilePermission(fmt.Sprintf("%s.permissions[%d]", pf, i), x)

@@ -270,3 +270,17 @@ func TestPeerIdentity(t *testing.T) {
 		t.Error("TLS without a client certificate is authenticated")
 	}
 }
+
+func TestEmptySetsRejected(t *testing.T) {
+	for name, p := range map[string]*rbacv3.Policy{
+		"and_rules":   {Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_AndRules{AndRules: &rbacv3.Permission_Set{}}}}, Principals: []*rbacv3.Principal{anyPrincipal()}},
+		"or_ids":      {Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_Any{Any: true}}}, Principals: []*rbacv3.Principal{{Identifier: &rbacv3.Principal_OrIds{}}}},
+		"principals":  {Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_Any{Any: true}}}},
+		"nil rule":    {Permissions: []*rbacv3.Permission{{}}, Principals: []*rbacv3.Principal{anyPrincipal()}},
+		"nil matcher": {Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_UrlPath{}}}, Principals: []*rbacv3.Principal{anyPrincipal()}},
+	} {
+		if _, err := CompileEngine("rules", &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{"p": p}}); err == nil {
+			t.Errorf("%s: compiled", name)
+		}
+	}
+}
