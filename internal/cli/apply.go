@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,7 +10,6 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,9 +23,6 @@ func init() {
 	register(func(env *Env) *cobra.Command { return newApplyCommand(env, true) })
 }
 
-// defaultWeftd is weftd's admin address (Istio's istiod monitoring port).
-const defaultWeftd = "127.0.0.1:15014"
-
 // applyResult is weftd's answer to an apply or delete request.
 type applyResult struct {
 	Applied     []model.Key       `json:"applied"`
@@ -35,8 +32,7 @@ type applyResult struct {
 
 func newApplyCommand(env *Env, del bool) *cobra.Command {
 	var paths []string
-	var weftd string
-	var timeout time.Duration
+	var admin *adminClient
 	verb, done, short := "apply", "configured", "Apply Istio configuration to a running weftd"
 	long := `Apply sends Istio configuration to weftd's admin API, which adds the objects
 (or replaces those with the same kind, namespace and name) in one atomic
@@ -86,7 +82,7 @@ warnings.`
 				return &ExitError{Code: 1}
 			}
 			body, names := joinInputs(inputs)
-			res, err := postManifest(cmd, weftd, verb, names.label(), body, timeout)
+			res, err := postManifest(cmd.Context(), admin, verb, names.label(), body)
 			if err != nil {
 				return err
 			}
@@ -118,8 +114,7 @@ warnings.`
 		},
 	}
 	cmd.Flags().StringArrayVarP(&paths, "filename", "f", nil, "file or directory to "+verb+" (repeatable; - for standard input)")
-	cmd.Flags().StringVar(&weftd, "weftd", defaultWeftd, "weftd admin address (host:port or http://host:port)")
-	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for weftd")
+	admin = addWeftdFlag(cmd)
 	return cmd
 }
 
@@ -213,38 +208,18 @@ func joinInputs(inputs []validate.Input) ([]byte, joinedNames) {
 	return b.Bytes(), names
 }
 
-// weftdURL turns the --weftd flag into a base URL.
-func weftdURL(addr string) string {
-	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
-		return strings.TrimSuffix(addr, "/")
-	}
-	return "http://" + addr
-}
-
 // postManifest sends body to weftd's apply or delete endpoint.
-func postManifest(cmd *cobra.Command, weftd, verb, file string, body []byte, timeout time.Duration) (*applyResult, error) {
-	u := weftdURL(weftd) + "/api/v1/" + verb + "?file=" + url.QueryEscape(file)
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, u, bytes.NewReader(body))
+func postManifest(ctx context.Context, admin *adminClient, verb, file string, body []byte) (*applyResult, error) {
+	code, data, err := admin.do(ctx, http.MethodPost, "/api/v1/"+verb+"?file="+url.QueryEscape(file), "application/yaml", body)
 	if err != nil {
-		return nil, fmt.Errorf("--weftd %q: %v", weftd, err)
-	}
-	req.Header.Set("Content-Type", "application/yaml")
-	client := &http.Client{Timeout: timeout}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach weftd at %s (is it running? set --weftd): %v", weftd, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading weftd's answer: %v", err)
+		return nil, err
 	}
 	var res applyResult
 	if err := json.Unmarshal(data, &res); err != nil {
-		return nil, fmt.Errorf("weftd at %s answered %s to %s, not an apply result: %.200s", weftd, resp.Status, verb, data)
+		return nil, fmt.Errorf("weftd at %s answered %d to %s, not an apply result: %.200s", admin.addr, code, verb, data)
 	}
-	if resp.StatusCode != http.StatusOK && res.Error == "" {
-		res.Error = resp.Status
+	if code != http.StatusOK && res.Error == "" {
+		res.Error = http.StatusText(code)
 	}
 	return &res, nil
 }

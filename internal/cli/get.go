@@ -1,14 +1,13 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -57,8 +56,8 @@ func resolveKind(s string) (model.KindInfo, bool) {
 }
 
 func newGetCommand(env *Env) *cobra.Command {
-	var weftd, output, namespace string
-	var timeout time.Duration
+	var output, namespace string
+	var admin *adminClient
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME]",
 		Short: "List the configuration objects weftd serves",
@@ -92,7 +91,7 @@ objects as Istio YAML and -o json as JSON.`,
 			default:
 				return &usageError{msg: fmt.Sprintf("get: -o %q: want table, json or yaml", output)}
 			}
-			objs, err := fetchObjects(cmd, weftd, timeout)
+			objs, err := fetchObjects(cmd.Context(), admin)
 			if err != nil {
 				return err
 			}
@@ -153,32 +152,19 @@ objects as Istio YAML and -o json as JSON.`,
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&weftd, "weftd", defaultWeftd, "weftd admin address (host:port or http://host:port)")
+	admin = addWeftdFlag(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table (default), json or yaml")
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "only objects in this namespace (default: all)")
-	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for weftd")
 	return cmd
 }
 
 // fetchObjects reads weftd's served objects.
-func fetchObjects(cmd *cobra.Command, weftd string, timeout time.Duration) ([]servedObject, error) {
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, weftdURL(weftd)+"/debug/config", nil)
-	if err != nil {
-		return nil, fmt.Errorf("--weftd %q: %v", weftd, err)
-	}
-	resp, err := (&http.Client{Timeout: timeout}).Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach weftd at %s (is it running? set --weftd): %v", weftd, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("weftd at %s answered %s to /debug/config", weftd, resp.Status)
-	}
+func fetchObjects(ctx context.Context, admin *adminClient) ([]servedObject, error) {
 	var dump struct {
 		Objects []servedObject `json:"objects"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(&dump); err != nil {
-		return nil, fmt.Errorf("weftd at %s: reading /debug/config: %v", weftd, err)
+	if err := admin.getJSON(ctx, "/debug/config", &dump); err != nil {
+		return nil, err
 	}
 	return dump.Objects, nil
 }

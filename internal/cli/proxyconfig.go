@@ -84,7 +84,7 @@ func newProxyConfigKind(env *Env, name, typ, short string) *cobra.Command {
 				return writeResources(env.Out, output, typ, raw)
 			}
 			var status []xds.ProxyStatus
-			if err := admin.getJSON("/debug/syncz", &status); err != nil {
+			if err := admin.getJSON(cmd.Context(), "/debug/syncz", &status); err != nil {
 				return err
 			}
 			p, err := findProxy(status, args[0])
@@ -92,7 +92,7 @@ func newProxyConfigKind(env *Env, name, typ, short string) *cobra.Command {
 				return err
 			}
 			var dump xds.ConfigDump
-			if err := admin.getJSON("/debug/config_dump?proxy="+url.QueryEscape(p.Proxy.ID), &dump); err != nil {
+			if err := admin.getJSON(cmd.Context(), "/debug/config_dump?proxy="+url.QueryEscape(p.Proxy.ID), &dump); err != nil {
 				return err
 			}
 			raw := dump.Resources[typ]

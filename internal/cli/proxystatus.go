@@ -31,7 +31,7 @@ nonces and its last rejection in detail.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var status []xds.ProxyStatus
-			if err := admin.getJSON("/debug/syncz", &status); err != nil {
+			if err := admin.getJSON(cmd.Context(), "/debug/syncz", &status); err != nil {
 				return err
 			}
 			if len(args) == 1 {
