@@ -11,7 +11,6 @@
 package jwt
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -441,15 +440,4 @@ func claimString(v any) (string, bool) {
 		return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%f", x), "0"), "."), true
 	}
 	return "", false
-}
-
-// decodePayload is for tests and debugging: the claims of a token's
-// payload segment.
-func decodePayload(seg string) (map[string]any, error) {
-	b, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	return m, json.Unmarshal(b, &m)
 }

@@ -244,3 +244,13 @@ func TestLocations(t *testing.T) {
 		t.Errorf("a token outside the configured locations was checked: %+v", lr)
 	}
 }
+
+// decodePayload returns the claims of a token's payload segment.
+func decodePayload(seg string) (map[string]any, error) {
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, json.Unmarshal(b, &m)
+}

@@ -343,9 +343,9 @@ func compileMetadata(field string, m *matcherv3.MetadataMatcher) (matcher, error
 	}
 	invert := m.GetInvert()
 	return funcM(func(a *Attributes) bool {
-		var v any = a.Metadata[filter]
-		if a.Metadata[filter] == nil {
-			v = nil
+		var v any
+		if ns := a.Metadata[filter]; ns != nil {
+			v = ns
 		}
 		for _, k := range path {
 			obj, ok := v.(map[string]any)
