@@ -28,6 +28,7 @@ const (
 	StatusJwksFetchFail    Status = "Jwks remote fetch is failed"
 )
 
+// Error returns the status message.
 func (s Status) Error() string { return string(s) }
 
 // allowedAlgs are the signature algorithms accepted; "none" and the HMAC
