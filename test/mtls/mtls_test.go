@@ -453,6 +453,15 @@ func TestPlaintextStrictAndPermissive(t *testing.T) {
 	if body != "" {
 		t.Errorf("plaintext request reached the backend with x-forwarded-client-cert %q; it must be removed", body)
 	}
+	// A plain-text keep-alive connection opened under PERMISSIVE.
+	keep := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	keepURL := fmt.Sprintf("http://%s:%d/keepalive", m.serverIP, svcPort)
+	if resp, err := keep.Get(keepURL); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("keep-alive plaintext request under PERMISSIVE: %v", err)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 
 	m.apply(`apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -470,6 +479,14 @@ spec:
 		if code, _, err := m.plainGet(); err == nil {
 			t.Fatalf("plaintext request under STRICT answered %d", code)
 		}
+	}
+	before := m.backend.requests.Load()
+	if resp, err := keep.Get(keepURL); err == nil {
+		resp.Body.Close()
+		t.Errorf("a plaintext keep-alive connection from before STRICT still got %d", resp.StatusCode)
+	}
+	if n := m.backend.requests.Load() - before; n != 0 {
+		t.Errorf("%d plaintext requests reached the backend under STRICT", n)
 	}
 	body, err = m.get("/log")
 	if err != nil {

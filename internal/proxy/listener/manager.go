@@ -79,6 +79,8 @@ type serverConn struct {
 	net.Conn
 	chain *Chain
 	info  *httpproxy.ConnInfo
+	// bound is the chain current for the latest listener set (rebind.go).
+	bound atomic.Pointer[binding]
 }
 
 // NewManager returns a manager serving HTTP through one shared server
@@ -97,7 +99,7 @@ func NewManager(clusters ClusterSource, log *slog.Logger) *Manager {
 			http.Error(w, "no filter chain", http.StatusInternalServerError)
 			return
 		}
-		sc.chain.HTTP.ServeHTTP(w, r)
+		m.serveCurrent(sc, w, r)
 	})
 	m.srv = &http.Server{
 		Handler:           h2c.NewHandler(dispatch, h2s),

@@ -1,0 +1,55 @@
+package listener
+
+import (
+	"net/http"
+)
+
+// Configuration changes reach established HTTP connections: a request is
+// served by the current filter chain of the same name on the connection's
+// listener (so an updated AuthorizationPolicy or route applies to
+// keep-alive connections at once, where Envoy drains them), and a request
+// whose chain is gone or no longer fits the connection (a plain-text
+// connection whose chain PeerAuthentication STRICT removed) is aborted,
+// which closes an HTTP/1.1 connection and resets an h2 stream.
+
+// binding is the chain a connection resolved against one listener set.
+type binding struct {
+	all   *map[string]*Listener
+	chain *Chain
+}
+
+// currentChain returns the chain that serves sc's next request, or nil
+// when the connection's chain no longer exists.
+func (m *Manager) currentChain(sc *serverConn) *Chain {
+	all := m.all.Load()
+	if b := sc.bound.Load(); b != nil && b.all == all {
+		return b.chain
+	}
+	chain := sc.chain
+	if sc.chain.Name != "" {
+		chain = nil
+		for _, l := range *all {
+			if l.Name != sc.info.Listener {
+				continue
+			}
+			for _, c := range append(l.Chains, l.Default) {
+				if c != nil && c.Name == sc.chain.Name && (c.TLS != nil) == (sc.chain.TLS != nil) && c.HTTP != nil {
+					chain = c
+				}
+			}
+			break
+		}
+	}
+	sc.bound.Store(&binding{all: all, chain: chain})
+	return chain
+}
+
+// serveCurrent serves r with the connection's current chain.
+func (m *Manager) serveCurrent(sc *serverConn, w http.ResponseWriter, r *http.Request) {
+	chain := m.currentChain(sc)
+	if chain == nil {
+		m.log.Debug("filter chain removed by a configuration change; aborting request", "listener", sc.info.Listener, "chain", sc.chain.Name, "remote", sc.info.RemoteAddr)
+		panic(http.ErrAbortHandler)
+	}
+	chain.HTTP.ServeHTTP(w, r)
+}
