@@ -47,6 +47,7 @@ func run(args []string) error {
 	fs.String("ca-root-url", "", "fetch the roots from weftd's admin API instead (e.g. http://weftd:15014/api/v1/ca/root); trusts that channel")
 	fs.String("token-file", "", "bootstrap token file (from weftd's POST /api/v1/tokens)")
 	fs.String("trust-domain", "", "SPIFFE trust domain of the workload identity (default cluster.local)")
+	fs.String("credential-dir", "", "serve Gateway credentialName secrets from DIR/NAME/{tls.crt,tls.key,ca.crt}")
 	certTTL := fs.Duration("cert-ttl", 0, "workload certificate lifetime to request (0: weftd's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -103,7 +104,8 @@ func run(args []string) error {
 		cfg.Delta = *delta
 	}
 	for flagName, dst := range map[string]*string{"ca-address": &cfg.CA.Address, "ca-server-name": &cfg.CA.ServerName,
-		"ca-root-file": &cfg.CA.RootCertFile, "ca-root-url": &cfg.CA.RootURL, "token-file": &cfg.CA.TokenFile, "trust-domain": &cfg.CA.TrustDomain} {
+		"ca-root-file": &cfg.CA.RootCertFile, "ca-root-url": &cfg.CA.RootURL, "token-file": &cfg.CA.TokenFile, "trust-domain": &cfg.CA.TrustDomain,
+		"credential-dir": &cfg.CA.CredentialDir} {
 		if set[flagName] {
 			*dst = fs.Lookup(flagName).Value.String()
 		}

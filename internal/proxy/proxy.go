@@ -87,8 +87,9 @@ func New(cfg bootstrap.Config, log *slog.Logger, level *slog.LevelVar) (*Proxy, 
 		if err != nil {
 			return nil, err
 		}
-		p.rotator, p.secrets = rot, sds.New(rot)
+		p.rotator = rot
 	}
+	p.secrets = sds.NewStore(p.rotator, cfg.CA.CredentialDir)
 	xc, err := xdsclient.New(xdsclient.Options{
 		Address: cfg.XDSAddress, Node: cfg.XDSNode(), Delta: cfg.Delta, Handler: p,
 		WarmingTimeout: time.Duration(cfg.WarmingTimeout), Logger: log,

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 )
 
 // testPKI is an operator's own CA (not the mesh's) with a server
@@ -116,6 +118,10 @@ spec:
     bind: %[1]s
     hosts: [%[2]s]
     tls: {mode: MUTUAL, serverCertificate: %[3]s, privateKey: %[4]s, caCertificates: %[5]s}
+  - port: {number: 10443, name: https-credential, protocol: HTTPS}
+    bind: %[1]s
+    hosts: [%[2]s]
+    tls: {mode: MUTUAL, credentialName: reviews-credential}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -130,8 +136,17 @@ spec:
 	}
 	m := startMeshWith(t, time.Hour, extra)
 	gwIP := m.gatewayIP
+	// credentialName secrets from files, laid out as a mounted
+	// Kubernetes TLS secret.
+	credDir := t.TempDir()
+	os.MkdirAll(filepath.Join(credDir, "reviews-credential"), 0o700)
+	for src, dst := range map[string]string{pki.certFile: "tls.crt", pki.key: "tls.key", pki.caFile: "ca.crt"} {
+		b, _ := os.ReadFile(src)
+		os.WriteFile(filepath.Join(credDir, "reviews-credential", dst), b, 0o600)
+	}
 	gw := m.startProxyAs("router", "istio-system", "istio-ingressgateway-service-account", "istio-ingressgateway", gwIP,
-		map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}, "")
+		map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}, "",
+		func(c *bootstrap.Config) { c.CA.CredentialDir = credDir })
 
 	get := func(port int, cert *tls.Certificate) (string, error) {
 		cfg := &tls.Config{RootCAs: pki.caPool, ServerName: host}
@@ -181,6 +196,12 @@ spec:
 	}
 	if _, err := get(9443, &pki.stranger); err == nil {
 		t.Error("MUTUAL with a client certificate of another CA was accepted")
+	}
+	if body, err := get(10443, &pki.client); err != nil || xfccURI(body) != gatewayID {
+		t.Errorf("MUTUAL with credentialName (--credential-dir): %q, %v", body, err)
+	}
+	if _, err := get(10443, &pki.stranger); err == nil {
+		t.Error("MUTUAL with credentialName accepted a client certificate of another CA")
 	}
 	if !strings.Contains(metrics(t, m.server), `source_principal="`+gatewayID+`"`) {
 		t.Error("the server sidecar's metrics do not show the gateway as source_principal")

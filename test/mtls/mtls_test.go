@@ -228,7 +228,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // startProxy runs a sidecar for service account sa with an identity from
 // weftd: a bootstrap token from the admin API, the root bundle fetched
 // from the admin API (ca.rootURL), certificates over the CA's TLS port.
-func (m *mesh) startProxyAs(kind, ns, sa, workload, ip string, labels map[string]string, forward string) *proxy.Proxy {
+func (m *mesh) startProxyAs(kind, ns, sa, workload, ip string, labels map[string]string, forward string, opts ...func(*bootstrap.Config)) *proxy.Proxy {
 	t := m.t
 	t.Helper()
 	dir := m.dir
@@ -253,6 +253,9 @@ func (m *mesh) startProxyAs(kind, ns, sa, workload, ip string, labels map[string
 		InstanceIPs: []string{ip}, Metadata: map[string]string{"INTERCEPTION_MODE": "NONE"},
 	}
 	cfg.CA = bootstrap.CA{Address: m.weftd.SecureAddr(), ServerName: "localhost", RootURL: "http://" + m.admin + "/api/v1/ca/root", TokenFile: tokenFile}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	p, err := proxy.New(cfg, quiet(), nil)
 	if err != nil {
 		t.Fatal(err)

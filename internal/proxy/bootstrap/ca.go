@@ -33,6 +33,10 @@ type CA struct {
 	TrustDomain string `json:"trustDomain"`
 	// CertTTL is the lifetime to request; 0 lets weftd choose.
 	CertTTL Duration `json:"certTTL"`
+	// CredentialDir serves the SDS secrets a Gateway names by
+	// credentialName from files: DIR/NAME/tls.crt, tls.key and ca.crt
+	// (a Kubernetes TLS secret's keys). Independent of Address.
+	CredentialDir string `json:"credentialDir"`
 }
 
 // Enabled reports whether the proxy obtains an identity.

@@ -15,7 +15,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/weftmesh/weft/internal/ca/caclient"
 	"github.com/weftmesh/weft/internal/ca/spiffe"
@@ -27,31 +26,50 @@ const (
 	SecretRootCA  = caclient.SecretRootCA
 )
 
-// Store serves the local SDS secrets from a rotator. A nil *Store is a
-// proxy without a workload identity: every lookup fails with ErrNoIdentity.
+// Store serves the local SDS secrets: "default" and "ROOTCA" from a
+// rotator, other names (a Gateway's credentialName) from a credential
+// directory. A nil *Store serves nothing: lookups fail with ErrNoIdentity.
 type Store struct {
-	rot *caclient.Rotator
+	rot   *caclient.Rotator
+	creds *credentialDir
 }
 
 // ErrNoIdentity is returned by lookups on a proxy started without a CA.
 var ErrNoIdentity = errors.New("sds: no workload identity (weft-proxy runs without --ca-address)")
 
 // New returns a store serving rot's certificate and bundle.
-func New(rot *caclient.Rotator) *Store {
-	if rot == nil {
+func New(rot *caclient.Rotator) *Store { return NewStore(rot, "") }
+
+// NewStore returns a store serving rot's certificate and bundle (rot may
+// be nil: no workload identity) and, if credentialDir is set, gateway
+// credentials from that directory (see credentialDir). It returns nil when
+// there is nothing to serve.
+func NewStore(rot *caclient.Rotator, credentialDir string) *Store {
+	if rot == nil && credentialDir == "" {
 		return nil
 	}
-	return &Store{rot: rot}
+	s := &Store{rot: rot}
+	if credentialDir != "" {
+		s.creds = newCredentialDir(credentialDir)
+	}
+	return s
 }
+
+// HasIdentity reports whether the store serves a workload identity
+// ("default" and "ROOTCA").
+func (s *Store) HasIdentity() bool { return s != nil && s.rot != nil }
 
 // Certificate returns the current certificate of the named TLS
 // certificate secret.
 func (s *Store) Certificate(name string) (*tls.Certificate, error) {
-	if s == nil {
-		return nil, ErrNoIdentity
-	}
 	if name != SecretDefault {
-		return nil, fmt.Errorf("sds: secret %q not found (weft-proxy serves %q and %q)", name, SecretDefault, SecretRootCA)
+		if s != nil && s.creds != nil {
+			return s.creds.certificate(name)
+		}
+		return nil, fmt.Errorf("sds: secret %q not found (weft-proxy serves %q and %q, and credentials with --credential-dir)", name, SecretDefault, SecretRootCA)
+	}
+	if !s.HasIdentity() {
+		return nil, ErrNoIdentity
 	}
 	c := s.rot.Certificate()
 	if c == nil {
@@ -62,11 +80,14 @@ func (s *Store) Certificate(name string) (*tls.Certificate, error) {
 
 // Roots returns the current trust bundle of the named validation secret.
 func (s *Store) Roots(name string) (*x509.CertPool, error) {
-	if s == nil {
-		return nil, ErrNoIdentity
-	}
 	if name != SecretRootCA {
-		return nil, fmt.Errorf("sds: validation secret %q not found (weft-proxy serves %q)", name, SecretRootCA)
+		if s != nil && s.creds != nil {
+			return s.creds.pool(name)
+		}
+		return nil, fmt.Errorf("sds: validation secret %q not found (weft-proxy serves %q, and credentials with --credential-dir)", name, SecretRootCA)
+	}
+	if !s.HasIdentity() {
+		return nil, ErrNoIdentity
 	}
 	p := s.rot.Roots()
 	if p == nil {
@@ -77,48 +98,10 @@ func (s *Store) Roots(name string) (*x509.CertPool, error) {
 
 // Identity returns the proxy's SPIFFE ID, or "" without a store.
 func (s *Store) Identity() string {
-	if s == nil {
+	if !s.HasIdentity() {
 		return ""
 	}
 	return s.rot.Status().Identity
-}
-
-// SecretInfo describes one served secret for the admin config dump. It
-// never holds the private key.
-type SecretInfo struct {
-	Name         string    `json:"name"`
-	Identity     string    `json:"identity,omitempty"`
-	Serial       string    `json:"serialNumber,omitempty"`
-	NotBefore    time.Time `json:"validFrom,omitempty"`
-	NotAfter     time.Time `json:"expirationTime,omitempty"`
-	LastRotation time.Time `json:"lastUpdated,omitempty"`
-	Rotations    uint64    `json:"rotations,omitempty"`
-	// CertificateChain (for "default") or TrustedCA (for "ROOTCA"), PEM.
-	CertificateChain string `json:"certificateChain,omitempty"`
-	TrustedCA        string `json:"trustedCa,omitempty"`
-}
-
-// Dump describes the served secrets (empty before the first certificate).
-func (s *Store) Dump() []SecretInfo {
-	if s == nil {
-		return nil
-	}
-	var out []SecretInfo
-	st := s.rot.Status()
-	for _, sec := range s.rot.Secrets() {
-		info := SecretInfo{Name: sec.GetName()}
-		if tc := sec.GetTlsCertificate(); tc != nil {
-			info.Identity, info.Serial = st.Identity, st.Serial
-			info.NotBefore, info.NotAfter = st.NotBefore, st.NotAfter
-			info.LastRotation, info.Rotations = st.LastRotation, st.Rotations
-			info.CertificateChain = string(tc.GetCertificateChain().GetInlineBytes())
-		}
-		if vc := sec.GetValidationContext(); vc != nil {
-			info.TrustedCA = string(vc.GetTrustedCa().GetInlineBytes())
-		}
-		out = append(out, info)
-	}
-	return out
 }
 
 // Peer is the verified identity of a TLS peer.

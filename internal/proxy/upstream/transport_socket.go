@@ -41,7 +41,7 @@ type transportSockets struct {
 // compileTLS compiles the cluster's transport_socket and
 // transport_socket_matches. TLS is done by the cluster's dialer, per
 // endpoint, for HTTP/1.1, HTTP/2 and tcp_proxy alike. A socket that needs
-// the workload identity (SDS secrets) on a proxy without one (sec nil) is
+// the workload identity (SDS secrets) on a proxy without one is
 // left out of the matches, so auto mTLS falls back to plaintext there, as
 // it did before the proxy had identities; as the cluster's only socket it
 // fails at handshake time (Envoy's UF), not at configuration time.
@@ -66,7 +66,7 @@ func (cl *Cluster) compileTLS(field string, c *clusterv3.Cluster, sec *sds.Store
 		if err != nil {
 			return err
 		}
-		if needsIdentity && sec == nil {
+		if needsIdentity && !sec.HasIdentity() {
 			continue
 		}
 		sm := socketMatch{name: m.GetName(), match: map[string]string{}, tls: cfg}
