@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -49,9 +50,25 @@ type LocalReply struct {
 	Header http.Header
 }
 
+// stripPort removes the port of an authority ("h:80" → "h",
+// "[::1]:80" → "[::1]").
+func stripPort(authority string) string {
+	host, _, err := net.SplitHostPort(authority)
+	if err != nil {
+		return authority
+	}
+	if strings.Contains(host, ":") {
+		return "[" + host + "]"
+	}
+	return host
+}
+
 // decodeFilters normalizes the path and runs the filters. It reports
 // whether the request goes on.
 func (h *Handler) decodeFilters(w *responseWriter, r *http.Request, info *Info) bool {
+	if h.StripAnyHostPort {
+		r.Host = stripPort(r.Host)
+	}
 	if h.PathNormalization.Enabled() {
 		target := r.RequestURI
 		if !strings.HasPrefix(target, "/") {

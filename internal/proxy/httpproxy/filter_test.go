@@ -104,3 +104,23 @@ func TestFilterLocalReply(t *testing.T) {
 type observerFunc func(*Info)
 
 func (f observerFunc) Observe(i *Info) { f(i) }
+
+func TestStripAnyHostPort(t *testing.T) {
+	f := &hostFilter{}
+	h := &Handler{Static: echoTable(t), Filters: []Filter{f}, StripAnyHostPort: true}
+	for in, want := range map[string]string{"h.example:8080": "h.example", "h.example": "h.example", "[::1]:80": "[::1]", "10.0.0.1:443": "10.0.0.1"} {
+		r := httptest.NewRequest("GET", "/a/x", nil)
+		r.Host = in
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if f.host != want {
+			t.Errorf("%s: filters saw %q, want %q", in, f.host, want)
+		}
+	}
+}
+
+type hostFilter struct{ host string }
+
+func (f *hostFilter) Decode(r *http.Request, _ *FilterState) *LocalReply {
+	f.host = r.Host
+	return nil
+}

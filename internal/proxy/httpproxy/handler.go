@@ -51,6 +51,9 @@ type Handler struct {
 	PathNormalization pathnorm.Options
 	// Filters run before routing (jwt_authn, rbac).
 	Filters []Filter
+	// StripAnyHostPort removes the port from the authority before
+	// filters and routing (strip_any_host_port; Istio's gateways).
+	StripAnyHostPort bool
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}

@@ -314,6 +314,7 @@ func compileHCM(field string, h *hcmv3.HttpConnectionManager, deps Deps) (*httpp
 		return nil, err
 	}
 	hh.PathNormalization = pn
+	hh.StripAnyHostPort = h.GetStripAnyHostPort()
 	for _, uc := range h.GetUpgradeConfigs() {
 		if strings.EqualFold(uc.GetUpgradeType(), "websocket") && (uc.GetEnabled() == nil || uc.GetEnabled().GetValue()) {
 			hh.WebSocket = true
