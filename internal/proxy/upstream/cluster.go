@@ -53,7 +53,6 @@ type Cluster struct {
 	Kind           Kind
 	ConnectTimeout time.Duration
 	HTTP2          bool
-	TLS            *tls.Config // nil for plaintext
 	Stats          *Stats
 
 	config   *clusterv3.Cluster
@@ -266,31 +265,16 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 
 func (cl *Cluster) buildTransport(idle time.Duration, maxPerConn uint32) {
 	if cl.HTTP2 {
+		// Requests are http:// URLs; TLS, when the endpoint's transport
+		// socket asks for it, is done by cl.dial (transport_socket.go).
 		t := &http2.Transport{
-			AllowHTTP:          cl.TLS == nil,
+			AllowHTTP:          true,
 			DisableCompression: true,
 			IdleConnTimeout:    idle,
 			ReadIdleTimeout:    30 * time.Second,
-		}
-		if cl.TLS == nil {
-			t.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
 				return cl.dial(ctx, network, addr)
-			}
-		} else {
-			cfg := cl.TLS.Clone()
-			cfg.NextProtos = []string{"h2"}
-			t.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-				c, err := cl.dial(ctx, network, addr)
-				if err != nil {
-					return nil, err
-				}
-				tc := tls.Client(c, cfg)
-				if err := tc.HandshakeContext(ctx); err != nil {
-					c.Close()
-					return nil, &ConnectError{Err: err}
-				}
-				return tc, nil
-			}
+			},
 		}
 		cl.transport, cl.closeIdle = t, t.CloseIdleConnections
 		return
@@ -304,12 +288,8 @@ func (cl *Cluster) buildTransport(idle time.Duration, maxPerConn uint32) {
 		DisableCompression:     true,
 		ForceAttemptHTTP2:      false,
 		DisableKeepAlives:      maxPerConn == 1,
-		TLSClientConfig:        cl.TLS,
 		ExpectContinueTimeout:  0,
 		MaxResponseHeaderBytes: 1 << 20,
-	}
-	if cl.TLS != nil {
-		t.TLSHandshakeTimeout = cl.ConnectTimeout
 	}
 	cl.transport, cl.closeIdle = t, t.CloseIdleConnections
 }
