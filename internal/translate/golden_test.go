@@ -35,6 +35,7 @@ var goldenCases = map[string]map[string]*model.Proxy{
 	"sidecar-scope":   {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11")},
 	"gateway-tls":     {"ingressgateway": gatewayProxy()},
 	"locality":        {"productpage": localitySidecar()},
+	"authorization":   {"productpage": sidecarProxy("productpage", "v1", "10.1.0.11"), "ingressgateway": gatewayProxy()},
 	"egress-gateway": {
 		"productpage":   sidecarProxy("productpage", "v1", "10.1.0.11"),
 		"egressgateway": {Type: model.ProxyRouter, Namespace: "istio-system", Labels: map[string]string{"istio": "egressgateway"}, IPs: []string{"10.1.0.200"}},
