@@ -86,6 +86,9 @@ func newLevel(hosts []*Host, policy lbPolicy, ringMin int) *hostSet {
 		if ringMin <= 0 {
 			ringMin = 1024
 		}
+		// Envoy caps rings at 8M entries; 1M keeps a rebuild cheap and is
+		// far more than consistent hashing needs.
+		ringMin = min(ringMin, 1<<20)
 		var total uint64
 		for _, h := range hosts {
 			total += uint64(max(h.Weight, 1))
@@ -125,8 +128,9 @@ func weightedSchedule(hosts []*Host) []int32 {
 		w[i] = int64(max(h.Weight, 1))
 		total += w[i]
 	}
-	// Scale very large weights down to keep the schedule small.
-	for total > 4096 {
+	// Scale very large weights down to keep the schedule small (it is
+	// never shorter than one slot per host).
+	for total > int64(max(4096, 2*len(hosts))) {
 		total = 0
 		for i := range w {
 			w[i] = max(w[i]/2, 1)

@@ -217,3 +217,24 @@ func TestStrictDNS(t *testing.T) {
 		t.Fatalf("STRICT_DNS localhost resolved to %v", h)
 	}
 }
+
+func TestManyWeightedHosts(t *testing.T) {
+	weights := make([]uint32, 5000)
+	for i := range weights {
+		weights[i] = uint32(1 + i%3)
+	}
+	a := cla("c", weights...)
+	for i, le := range a.Endpoints[0].LbEndpoints {
+		le.GetEndpoint().GetAddress().GetSocketAddress().Address = fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)
+	}
+	done := make(chan struct{})
+	go func() {
+		build(t, eds("c", clusterv3.Cluster_ROUND_ROBIN), a)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("building 5000 weighted hosts did not finish")
+	}
+}
