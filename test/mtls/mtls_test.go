@@ -127,10 +127,24 @@ spec:
     bind: {{SERVER}}
     captureMode: NONE
     defaultEndpoint: 0.0.0.0:19080
+  - port: {number: 9081, name: http2, protocol: HTTP2}
+    bind: {{SERVER}}
+    captureMode: NONE
+    defaultEndpoint: 0.0.0.0:19081
   - port: {number: 9000, name: tcp, protocol: TCP}
     bind: {{SERVER}}
     captureMode: NONE
     defaultEndpoint: 0.0.0.0:19000
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews-h2, namespace: default}
+spec:
+  hosts: [reviews-h2.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9081, name: http2, protocol: HTTP2}]
+  workloadSelector: {labels: {app: reviews}}
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
