@@ -41,7 +41,8 @@ type Response struct {
 	Removed []string
 	// NACKed is true if the client rejected the response.
 	NACKed bool
-	// Time is when the ACK or NACK was sent.
+	// Time is when the client had processed the response, just before it
+	// sent its ACK or NACK.
 	Time time.Time
 }
 
@@ -58,8 +59,9 @@ type Client struct {
 	// Reject, if set, sees every response; an error NACKs it with the
 	// error's text.
 	Reject func(typeURL string, resources []*anypb.Any) error
-	// OnResponse, if set, is called after each response was answered, on
-	// the client's goroutine.
+	// OnResponse, if set, is called for each response once processed,
+	// before the ACK or NACK is sent (so a server that saw the ACK knows
+	// OnResponse ran), on the client's goroutine.
 	OnResponse func(Response)
 
 	mu    sync.Mutex
@@ -223,17 +225,17 @@ func (c *Client) runSotW(ctx context.Context, ads discovery.AggregatedDiscoveryS
 			}
 		}
 		c.mu.Unlock()
+		ev.Time = time.Now()
+		if c.OnResponse != nil {
+			c.OnResponse(ev)
+		}
 		if err := request(t, nack); err != nil {
 			return err
 		}
-		ev.Time = time.Now()
 		if nack == nil {
 			if err := c.follow(t, decoded, func(dep string, _, _ []string) error { return request(dep, nil) }); err != nil {
 				return err
 			}
-		}
-		if c.OnResponse != nil {
-			c.OnResponse(ev)
 		}
 	}
 }
@@ -298,10 +300,13 @@ func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscovery
 		if nack != nil {
 			req.ErrorDetail = &status.Status{Code: 3, Message: nack.Error()}
 		}
+		ev.Time = time.Now()
+		if c.OnResponse != nil {
+			c.OnResponse(ev)
+		}
 		if err := st.Send(req); err != nil {
 			return err
 		}
-		ev.Time = time.Now()
 		if nack == nil && all != nil {
 			err := c.follow(t, all, func(dep string, add, remove []string) error {
 				return st.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: dep, ResourceNamesSubscribe: add, ResourceNamesUnsubscribe: remove})
@@ -309,9 +314,6 @@ func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscovery
 			if err != nil {
 				return err
 			}
-		}
-		if c.OnResponse != nil {
-			c.OnResponse(ev)
 		}
 	}
 }
