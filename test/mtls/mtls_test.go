@@ -35,6 +35,7 @@ import (
 	"github.com/weftmesh/weft/internal/cli"
 	"github.com/weftmesh/weft/internal/proxy"
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
+	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/weftd"
 )
 
@@ -637,5 +638,43 @@ func TestProxyConfigSecretReadsTheProxy(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "PRIVATE KEY") || !strings.Contains(out.String(), "[redacted]") {
 		t.Errorf("-o json must show the key as [redacted]:\n%s", out.String())
+	}
+}
+
+// TestImpostorServerIsRejected: the client sidecar accepts only the
+// identities of the destination's workloads (the WorkloadEntry says
+// reviews): a server sidecar running as another service account, with a
+// certificate from the same CA, is refused and no request reaches the
+// backend.
+func TestImpostorServerIsRejected(t *testing.T) {
+	m := startMeshWithoutServer(t)
+	m.server = m.startProxyAs("sidecar", "default", "ratings", "reviews-v1", m.serverIP, map[string]string{"app": "reviews", "version": "v1"}, "")
+	m.eventually("the impostor's listener is up", func() error {
+		code, _, err := m.plainGet()
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("status %d", code)
+		}
+		return err
+	})
+	var cl *upstream.Cluster
+	m.eventually("the client sidecar has the reviews cluster", func() error {
+		if cl = m.client.Cluster("outbound|9080||" + svcHost); cl == nil || len(cl.Hosts()) == 0 {
+			return fmt.Errorf("no cluster or endpoints yet")
+		}
+		return nil
+	})
+	before := m.backend.requests.Load()
+	for i := 0; i < 3; i++ {
+		if body, err := m.get("/"); err == nil {
+			t.Fatalf("request reached a server with the wrong identity: %q", body)
+		} else if !strings.Contains(err.Error(), "status 503") {
+			t.Errorf("want 503 (upstream connect failure), got %v", err)
+		}
+	}
+	if n := m.backend.requests.Load() - before; n != 0 {
+		t.Errorf("%d mesh requests reached the impostor's backend", n)
+	}
+	if cl.Stats.CxConnectFail.Load() == 0 {
+		t.Error("no failed upstream connection counted: the handshake did not fail")
 	}
 }
