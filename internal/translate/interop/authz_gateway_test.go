@@ -29,7 +29,7 @@ type routedResolver struct {
 	tables map[string]*router.Table
 }
 
-func (r routedResolver) RouteTable(name string) *router.Table     { return r.tables[name] }
+func (r routedResolver) RouteTable(name string) *router.Table  { return r.tables[name] }
 func (r routedResolver) Cluster(name string) *upstream.Cluster { return r.set.Get(name) }
 
 // TestGatewayAuthorizationEndToEnd runs an ingress gateway compiled from
