@@ -76,14 +76,16 @@ type provider struct {
 type headerLoc struct{ name, prefix string }
 type claimHeader struct{ header, claim string }
 
-// Compile compiles a JwtAuthentication configuration.
-func Compile(field string, c *jwtv3.JwtAuthentication) (*Filter, error) {
+// Compile compiles a JwtAuthentication configuration. Remote key sets are
+// fetched through their http_uri cluster when clusters has it (clusters
+// may be nil: then directly).
+func Compile(field string, c *jwtv3.JwtAuthentication, clusters Clusters) (*Filter, error) {
 	f := &Filter{providers: map[string]*provider{}, bypassCORSPreflight: c.GetBypassCorsPreflight(), Now: time.Now, Stats: &Stats{}}
 	if c.GetFilterStateRules() != nil {
 		return nil, fmt.Errorf("%s.filter_state_rules: not supported", field)
 	}
 	for name, p := range c.GetProviders() {
-		pp, err := compileProvider(fmt.Sprintf("%s.providers[%s]", field, name), name, p)
+		pp, err := compileProvider(fmt.Sprintf("%s.providers[%s]", field, name), name, p, clusters)
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +138,7 @@ func compileMatch(field string, m *routev3.RouteMatch) (rule, error) {
 	return rule{}, fmt.Errorf("%s: unsupported path specifier %T", field, m.GetPathSpecifier())
 }
 
-func compileProvider(field, name string, p *jwtv3.JwtProvider) (*provider, error) {
+func compileProvider(field, name string, p *jwtv3.JwtProvider, clusters Clusters) (*provider, error) {
 	pp := &provider{name: name, issuer: p.GetIssuer(), audiences: p.GetAudiences(), params: p.GetFromParams(),
 		forward: p.GetForward(), payloadHeader: p.GetForwardPayloadHeader(), payloadMeta: p.GetPayloadInMetadata(), skew: defaultSkew,
 		verified: newVerifiedCache(verifiedCacheSize)}
@@ -180,7 +182,7 @@ func compileProvider(field, name string, p *jwtv3.JwtProvider) (*provider, error
 		if d := s.RemoteJwks.GetHttpUri().GetTimeout(); d != nil && d.AsDuration() > 0 {
 			timeout = d.AsDuration()
 		}
-		pp.keys = newRemoteKeys(u, ttl, timeout)
+		pp.keys = newRemoteKeys(u, s.RemoteJwks.GetHttpUri().GetCluster(), clusters, ttl, timeout)
 	default:
 		return nil, fmt.Errorf("%s: jwks source required (local_jwks or remote_jwks)", field)
 	}

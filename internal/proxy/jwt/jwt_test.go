@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
@@ -24,6 +25,8 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/weftmesh/weft/internal/proxy/httpproxy"
+	"github.com/weftmesh/weft/internal/proxy/upstream"
+	"github.com/weftmesh/weft/internal/proxy/xdstest"
 )
 
 const iss = "https://issuer.test"
@@ -93,7 +96,7 @@ func filter(t *testing.T, p *jwtv3.JwtProvider) *Filter {
 					{RequiresType: &jwtv3.JwtRequirement_ProviderName{ProviderName: "p"}},
 					{RequiresType: &jwtv3.JwtRequirement_AllowMissing{AllowMissing: &emptypb.Empty{}}},
 				}}}}}}},
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,4 +256,44 @@ func decodePayload(seg string) (map[string]any, error) {
 	}
 	var m map[string]any
 	return m, json.Unmarshal(b, &m)
+}
+
+type clusterSet struct{ set *upstream.Set }
+
+func (c clusterSet) Cluster(name string) *upstream.Cluster { return c.set.Get(name) }
+
+// TestRemoteJWKSThroughCluster fetches keys through the http_uri cluster
+// when the proxy has it: the URI's host need not resolve.
+func TestRemoteJWKSThroughCluster(t *testing.T) {
+	k := newKey(t, jose.ES256, "c1")
+	var host atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host.Store(r.Host)
+		w.Write([]byte(jwks(k)))
+	}))
+	defer srv.Close()
+	set, commit, err := upstream.Build(map[string]*clusterv3.Cluster{"outbound|80||jwks.mesh.invalid": xdstest.StaticCluster("outbound|80||jwks.mesh.invalid", srv.Listener.Addr().String())}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit()
+	f, err := Compile("jwt", &jwtv3.JwtAuthentication{
+		Providers: map[string]*jwtv3.JwtProvider{"p": {Issuer: iss, JwksSourceSpecifier: &jwtv3.JwtProvider_RemoteJwks{RemoteJwks: &jwtv3.RemoteJwks{
+			HttpUri: &corev3.HttpUri{Uri: "http://jwks.mesh.invalid/keys", HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: "outbound|80||jwks.mesh.invalid"},
+				Timeout: durationpb.New(2 * time.Second)}}}}},
+		Rules: []*jwtv3.RequirementRule{{Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+			RequirementType: &jwtv3.RequirementRule_Requires{Requires: &jwtv3.JwtRequirement{RequiresType: &jwtv3.JwtRequirement_ProviderName{ProviderName: "p"}}}}},
+	}, clusterSet{set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lr, _, _ := run(f, k.sign(t, std(nil))); lr != nil {
+		t.Fatalf("token: %+v", lr)
+	}
+	if h, _ := host.Load().(string); h != "jwks.mesh.invalid" {
+		t.Errorf("JWKS request Host %q, want the URI's", h)
+	}
+	if lr, _, _ := run(f, ""); lr == nil || lr.Body != string(StatusMissing) {
+		t.Errorf("required provider without token: %+v", lr)
+	}
 }

@@ -17,8 +17,9 @@ import (
 )
 
 // compileSecurityFilter compiles the HTTP filters that run before routing
-// (jwt_authn, rbac). It returns nil, nil for other filters.
-func compileSecurityFilter(field string, f *hcmv3.HttpFilter, h *hcmv3.HttpConnectionManager) (httpproxy.Filter, error) {
+// (jwt_authn, rbac). It returns nil, nil for other filters. clusters (may
+// be nil) serves jwt_authn's remote key fetches.
+func compileSecurityFilter(field string, f *hcmv3.HttpFilter, h *hcmv3.HttpConnectionManager, clusters jwt.Clusters) (httpproxy.Filter, error) {
 	tc := f.GetTypedConfig()
 	switch tc.GetTypeUrl() {
 	case rbac.HTTPTypeURL:
@@ -32,7 +33,7 @@ func compileSecurityFilter(field string, f *hcmv3.HttpFilter, h *hcmv3.HttpConne
 		if err := tc.UnmarshalTo(c); err != nil {
 			return nil, fmt.Errorf("%s: %v", field, err)
 		}
-		return jwt.Compile(field, c)
+		return jwt.Compile(field, c, clusters)
 	}
 	return nil, nil
 }

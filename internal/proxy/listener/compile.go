@@ -20,6 +20,7 @@ import (
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/httpproxy"
+	"github.com/weftmesh/weft/internal/proxy/jwt"
 	"github.com/weftmesh/weft/internal/proxy/rbac"
 	"github.com/weftmesh/weft/internal/proxy/router"
 	"github.com/weftmesh/weft/internal/proxy/sds"
@@ -296,7 +297,11 @@ func compileHCM(field string, h *hcmv3.HttpConnectionManager, deps Deps) (*httpp
 		if supportedHTTPFilters[f.GetName()] {
 			continue
 		}
-		sf, err := compileSecurityFilter(fmt.Sprintf("%s.http_filters[%d] (%s)", field, i, f.GetName()), f, h)
+		var clusters jwt.Clusters
+		if deps.Resolver != nil {
+			clusters = deps.Resolver
+		}
+		sf, err := compileSecurityFilter(fmt.Sprintf("%s.http_filters[%d] (%s)", field, i, f.GetName()), f, h, clusters)
 		if err != nil {
 			return nil, err
 		}
