@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,8 +29,10 @@ type Clusters interface {
 	Cluster(name string) *upstream.Cluster
 }
 
-// remoteKeys fetches a JWKS URI through its cluster when the proxy has
-// that cluster (as Envoy does), else directly, and caches it for its
+// remoteKeys fetches an http:// JWKS URI through its cluster when the
+// proxy has that cluster (as Envoy does), https:// URIs and URIs of
+// unknown clusters directly (verifying the server's certificate; weft-proxy
+// cannot tell whether a cluster originates TLS), and caches it for its
 // cache duration; a failed refresh keeps the previous keys for another
 // duration (the provider owns the cache; mu guards it).
 type remoteKeys struct {
@@ -94,7 +97,7 @@ func (r *remoteKeys) fetch() (*jose.JSONWebKeySet, error) {
 }
 
 func (r *remoteKeys) lookup() *upstream.Cluster {
-	if r.clusters == nil || r.cluster == "" {
+	if r.clusters == nil || r.cluster == "" || !strings.HasPrefix(r.uri, "http://") {
 		return nil
 	}
 	return r.clusters.Cluster(r.cluster)
