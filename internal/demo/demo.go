@@ -413,6 +413,13 @@ func (d *Demo) startProxy(binary, bootDir string, n proxyNode) (Proxy, error) {
 	if n.egress != "" {
 		boot["forwardProxyAddress"] = n.egress
 	}
+	ca, err := d.workloadIdentity(bootDir, n) // identity.go
+	if err != nil {
+		return p, err
+	}
+	if ca != nil {
+		boot["ca"] = ca
+	}
 	b, err := json.MarshalIndent(boot, "", "  ")
 	if err != nil {
 		return p, err
