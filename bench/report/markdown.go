@@ -43,6 +43,7 @@ var ColumnDefs = map[string]Column{
 	"churn_rate":    {"churn_rate", "churn changes/s", "%.0f", true},
 	"churn_cpu":     {"churn_cpu", "weftd CPU under churn (cores)", "%.2f", false},
 	"churn_lag_p99": {"churn_lag_p99", "churn ACK lag p99 ms", "%.0f", false},
+	"xds_resets":    {"xds_resets", "xDS streams reset", "%.0f", false},
 }
 
 // Best returns, for column c, the best median among the peers' results,

@@ -80,7 +80,9 @@ func writeMesh(dir string, n int) error {
 
 // cpClients is the set of simulated proxies and what they received.
 type cpClients struct {
-	clients []*loadtest.Client
+	clients []atomic.Pointer[loadtest.Client] // the current stream of each proxy
+	resets  atomic.Int64                      // streams that failed and were reopened
+	lastErr atomic.Pointer[error]
 	last    []atomic.Int64 // unix nanos of each client's last answered response
 	lastAny atomic.Int64
 	total   atomic.Int64 // responses answered
@@ -88,7 +90,11 @@ type cpClients struct {
 
 func (c *cpClients) ready() int {
 	n := 0
-	for _, cl := range c.clients {
+	for i := range c.clients {
+		cl := c.clients[i].Load()
+		if cl == nil {
+			continue
+		}
 		if cl.Count(resource.ClusterType) > 0 && cl.Count(resource.EndpointType) > 0 && cl.Count(resource.ListenerType) > 0 && cl.Count(resource.RouteType) > 0 {
 			n++
 		}
@@ -130,7 +136,7 @@ func (e *env) controlPlane(ctx context.Context) report.Scenario {
 			"weftd's CPU in cores while it lasts, and the p99 across proxies of the time from the last change until the proxy acknowledged it. weftd runs with its default debounce (100 ms, max 10 s). "+
 			"A run is aborted when weftd's RSS passes %d MB.",
 			sz.services, map[bool]string{false: "state of the world", true: "delta"}[sz.delta], sz.maxRSSMB),
-		Columns: []string{"initial_s", "push_p50_ms", "push_p99_ms", "cp_cpu_s", "cp_rss_mb", "churn_rate", "churn_cpu", "churn_lag_p99"}}
+		Columns: []string{"initial_s", "push_p50_ms", "push_p99_ms", "cp_cpu_s", "cp_rss_mb", "churn_rate", "churn_cpu", "churn_lag_p99", "xds_resets"}}
 	for _, n := range sz.proxies {
 		name := fmt.Sprintf("weftd, %d proxies", n)
 		e.logf("  %s", name)
@@ -195,29 +201,42 @@ func (e *env) runControlPlane(ctx context.Context, proxies int) (*report.Result,
 	// Connect the simulated proxies.
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cs := &cpClients{last: make([]atomic.Int64, proxies)}
+	cs := &cpClients{last: make([]atomic.Int64, proxies), clients: make([]atomic.Pointer[loadtest.Client], proxies)}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	var runErr atomic.Pointer[error]
 	begin := time.Now()
 	for i := range proxies {
 		conn, err := grpc.NewClient(xdsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			return nil, err
 		}
-		c := &loadtest.Client{Node: loadtest.Node(i), Delta: sz.delta}
-		c.OnResponse = func(r loadtest.Response) {
-			t := r.Time.UnixNano()
-			cs.last[i].Store(t)
-			cs.lastAny.Store(t)
-			cs.total.Add(1)
-		}
-		cs.clients = append(cs.clients, c)
+		// Like Envoy, a proxy whose stream fails opens a new one (with
+		// a fresh state) after a short back-off; resets are counted.
 		wg.Go(func() {
 			defer conn.Close()
-			if err := c.Run(cctx, conn); err != nil && cctx.Err() == nil {
-				runErr.CompareAndSwap(nil, &err)
+			for cctx.Err() == nil {
+				c := &loadtest.Client{Node: loadtest.Node(i), Delta: sz.delta}
+				c.OnResponse = func(r loadtest.Response) {
+					t := r.Time.UnixNano()
+					cs.last[i].Store(t)
+					cs.lastAny.Store(t)
+					cs.total.Add(1)
+				}
+				cs.clients[i].Store(c)
+				err := c.Run(cctx, conn)
+				if cctx.Err() != nil {
+					return
+				}
+				if err == nil {
+					err = fmt.Errorf("stream closed by the server")
+				}
+				cs.resets.Add(1)
+				cs.lastErr.Store(&err)
+				select {
+				case <-cctx.Done():
+				case <-time.After(500 * time.Millisecond):
+				}
 			}
 		})
 	}
@@ -241,9 +260,6 @@ func (e *env) runControlPlane(ctx context.Context, proxies int) (*report.Result,
 	})
 	failed := func() error {
 		if e := overCap.Load(); e != nil {
-			return *e
-		}
-		if e := runErr.Load(); e != nil {
 			return *e
 		}
 		if ok, err := p.exited(); ok {
@@ -392,11 +408,16 @@ func (e *env) runControlPlane(ctx context.Context, proxies int) (*report.Result,
 	res.Metrics["churn_rate"] = one(float64(changes) / elapsed.Seconds())
 	res.Metrics["churn_cpu"] = one((after.CPU - before.CPU).Seconds() / elapsed.Seconds())
 	res.Metrics["churn_lag_p99"] = one(lag)
+	res.Metrics["xds_resets"] = one(float64(cs.resets.Load()))
 	selfEnd, err := procstat.Read(os.Getpid())
 	if err != nil {
 		return nil, err
 	}
-	e.note("scenario 6: weftd used %.1f CPU-s in all and the simulated proxies (the harness process, on the load CPU) %.1f CPU-s; %d proxies, %d pushes, %d churn changes; %d responses answered by the simulated proxies, %d of them during the churn",
-		(end.CPU - cpStart.CPU).Seconds(), (selfEnd.CPU - self.CPU).Seconds(), proxies, e.cfg.reps, changes, cs.total.Load(), respDuring)
+	resets := ""
+	if n := cs.resets.Load(); n > 0 {
+		resets = fmt.Sprintf("; %d xDS streams failed and were reopened (last error: %v)", n, *cs.lastErr.Load())
+	}
+	e.note("scenario 6, %d proxies: weftd used %.1f CPU-s in all and the simulated proxies (the harness process, on the load CPU) %.1f CPU-s; %d pushes, %d churn changes; %d responses answered by the simulated proxies, %d of them during the churn%s",
+		proxies, (end.CPU - cpStart.CPU).Seconds(), (selfEnd.CPU - self.CPU).Seconds(), e.cfg.reps, changes, cs.total.Load(), respDuring, resets)
 	return &res, nil
 }

@@ -293,7 +293,7 @@ func (e *env) runScenario(ctx context.Context, sc scenarioDef) report.Scenario {
 
 func summary(r report.Rep) string {
 	out := ""
-	for _, k := range []string{"p50", "p99", "rps", "cpu_per_1k", "mb_per_s", "cpu_per_gb", "peak_rss_mb", "initial_s", "cp_cpu_s", "cp_rss_mb", "churn_rate", "churn_cpu", "churn_lag_p99"} {
+	for _, k := range []string{"p50", "p99", "rps", "cpu_per_1k", "mb_per_s", "cpu_per_gb", "peak_rss_mb", "initial_s", "cp_cpu_s", "cp_rss_mb", "churn_rate", "churn_cpu", "churn_lag_p99", "xds_resets"} {
 		if v, ok := r.Metrics[k]; ok {
 			out += fmt.Sprintf("%s=%.4g ", k, v)
 		}
