@@ -265,29 +265,29 @@ type sanMatcher struct {
 }
 
 func (m sanMatcher) matches(c *x509.Certificate) bool {
-	any := m.kind == tlsv3.SubjectAltNameMatcher_SAN_TYPE_UNSPECIFIED
-	if any || m.kind == tlsv3.SubjectAltNameMatcher_URI {
+	anyType := m.kind == tlsv3.SubjectAltNameMatcher_SAN_TYPE_UNSPECIFIED
+	if anyType || m.kind == tlsv3.SubjectAltNameMatcher_URI {
 		for _, u := range c.URIs {
 			if m.match(u.String()) {
 				return true
 			}
 		}
 	}
-	if any || m.kind == tlsv3.SubjectAltNameMatcher_DNS {
+	if anyType || m.kind == tlsv3.SubjectAltNameMatcher_DNS {
 		for _, d := range c.DNSNames {
 			if m.match(d) {
 				return true
 			}
 		}
 	}
-	if any || m.kind == tlsv3.SubjectAltNameMatcher_EMAIL {
+	if anyType || m.kind == tlsv3.SubjectAltNameMatcher_EMAIL {
 		for _, e := range c.EmailAddresses {
 			if m.match(e) {
 				return true
 			}
 		}
 	}
-	if any || m.kind == tlsv3.SubjectAltNameMatcher_IP_ADDRESS {
+	if anyType || m.kind == tlsv3.SubjectAltNameMatcher_IP_ADDRESS {
 		for _, ip := range c.IPAddresses {
 			if m.match(ip.String()) {
 				return true

@@ -51,14 +51,14 @@ func (cl *Cluster) compileTLS(field string, c *clusterv3.Cluster, sec *sds.Store
 		appProto = "h2"
 	}
 	ts := &transportSockets{}
-	any := false
+	secured := false
 	if s := c.GetTransportSocket(); s != nil {
 		cfg, _, err := compileSocket(field+".transport_socket", s, sec, appProto)
 		if err != nil {
 			return err
 		}
 		ts.fallback = cfg
-		any = cfg != nil
+		secured = cfg != nil
 	}
 	for i, m := range c.GetTransportSocketMatches() {
 		f := fmt.Sprintf("%s.transport_socket_matches[%d] (%s)", field, i, m.GetName())
@@ -78,9 +78,9 @@ func (cl *Cluster) compileTLS(field string, c *clusterv3.Cluster, sec *sds.Store
 			sm.match[k] = sv.StringValue
 		}
 		ts.matches = append(ts.matches, sm)
-		any = any || cfg != nil
+		secured = secured || cfg != nil
 	}
-	if any {
+	if secured {
 		cl.sockets = ts
 	}
 	return nil
