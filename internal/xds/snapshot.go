@@ -11,9 +11,11 @@ import (
 	"weak"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tls "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -150,7 +152,8 @@ func decodeResource(typeURL string, r types.Resource) (proto.Message, error) {
 // empty one if the generator gave none), and endpoint assignments and
 // route configurations no cluster or listener refers to are dropped
 // (an ADS client never asks for them, and go-control-plane would hold
-// back the whole EDS or RDS response waiting for it to). A route
+// back the whole EDS or RDS response waiting for it to); the same holds
+// for secrets no TLS context asks for over SDS. A route
 // configuration referred to but missing is an error. References from
 // api_listeners (proxyless gRPC) count, unlike in go-control-plane's
 // Snapshot.Consistent.
@@ -168,8 +171,18 @@ func buildSnapshot(res *translate.Resources, memo *encodingMemo) (*proxySnapshot
 	for _, l := range res.Listeners {
 		byType[resource.ListenerType] = append(byType[resource.ListenerType], l)
 	}
-	for _, s := range res.Secrets {
-		byType[resource.SecretType] = append(byType[resource.SecretType], s)
+	if len(res.Secrets) > 0 {
+		// Secrets: only those a cluster or listener asks for over SDS
+		// (ADS would hold SDS back waiting for a request for the others).
+		used, err := secretRefs(res)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range res.Secrets {
+			if used[s.GetName()] {
+				byType[resource.SecretType] = append(byType[resource.SecretType], s)
+			}
+		}
 	}
 
 	// Endpoints: exactly those EDS clusters use.
@@ -273,6 +286,67 @@ func typeVersion(hashes map[string]string) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// secretRefs returns the names of the SDS secrets the clusters' and
+// listeners' TLS contexts refer to.
+func secretRefs(res *translate.Resources) (map[string]bool, error) {
+	out := map[string]bool{}
+	add := func(c *tls.CommonTlsContext) {
+		for _, s := range c.GetTlsCertificateSdsSecretConfigs() {
+			out[s.GetName()] = true
+		}
+		if s := c.GetValidationContextSdsSecretConfig(); s != nil {
+			out[s.GetName()] = true
+		}
+		if s := c.GetCombinedValidationContext().GetValidationContextSdsSecretConfig(); s != nil {
+			out[s.GetName()] = true
+		}
+	}
+	socket := func(owner string, ts *core.TransportSocket, upstream bool) error {
+		a := ts.GetTypedConfig()
+		if a == nil {
+			return nil
+		}
+		switch {
+		case upstream && a.MessageIs((*tls.UpstreamTlsContext)(nil)):
+			m := &tls.UpstreamTlsContext{}
+			if err := a.UnmarshalTo(m); err != nil {
+				return fmt.Errorf("%s: transport socket: %w", owner, err)
+			}
+			add(m.GetCommonTlsContext())
+		case !upstream && a.MessageIs((*tls.DownstreamTlsContext)(nil)):
+			m := &tls.DownstreamTlsContext{}
+			if err := a.UnmarshalTo(m); err != nil {
+				return fmt.Errorf("%s: transport socket: %w", owner, err)
+			}
+			add(m.GetCommonTlsContext())
+		}
+		return nil
+	}
+	for _, c := range res.Clusters {
+		owner := fmt.Sprintf("cluster %q", c.GetName())
+		if err := socket(owner, c.GetTransportSocket(), true); err != nil {
+			return nil, err
+		}
+		for _, m := range c.GetTransportSocketMatches() {
+			if err := socket(owner, m.GetTransportSocket(), true); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, l := range res.Listeners {
+		chains := l.GetFilterChains()
+		if dc := l.GetDefaultFilterChain(); dc != nil {
+			chains = append(chains[:len(chains):len(chains)], dc)
+		}
+		for _, ch := range chains {
+			if err := socket(fmt.Sprintf("listener %q", l.GetName()), ch.GetTransportSocket(), false); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
 // edsName returns the endpoint assignment an EDS cluster reads, or "".

@@ -11,6 +11,7 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tls "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
@@ -176,5 +177,33 @@ func TestEncodingMemo(t *testing.T) {
 	// An equal but distinct object is not found by identity.
 	if _, ok := memo.lookup(proto.Clone(res.Endpoints[0]).(*endpoint.ClusterLoadAssignment)); ok {
 		t.Error("memo found a different object")
+	}
+}
+
+func TestBuildSnapshotSecrets(t *testing.T) {
+	res := generate(t, 0)
+	sds := func(name string) *tls.SdsSecretConfig {
+		return &tls.SdsSecretConfig{Name: name, SdsConfig: &core.ConfigSource{ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}}}}
+	}
+	up, err := anypb.New(&tls.UpstreamTlsContext{CommonTlsContext: &tls.CommonTlsContext{
+		TlsCertificateSdsSecretConfigs: []*tls.SdsSecretConfig{sds("default")},
+		ValidationContextType:          &tls.CommonTlsContext_ValidationContextSdsSecretConfig{ValidationContextSdsSecretConfig: sds("ROOTCA")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Clusters[0].TransportSocket = &core.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: up}}
+	down, _ := anypb.New(&tls.DownstreamTlsContext{CommonTlsContext: &tls.CommonTlsContext{TlsCertificateSdsSecretConfigs: []*tls.SdsSecretConfig{sds("gateway-cert")}}})
+	res.Listeners[0].FilterChains[0].TransportSocket = &core.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: down}}
+	for _, n := range []string{"default", "ROOTCA", "gateway-cert", "unused"} {
+		res.Secrets = append(res.Secrets, &tls.Secret{Name: n})
+	}
+	ps, err := buildSnapshot(res, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ps.snap.GetResources(resource.SecretType)
+	if len(got) != 3 || got["unused"] != nil || got["default"] == nil || got["ROOTCA"] == nil || got["gateway-cert"] == nil {
+		t.Errorf("secrets %v, want default, ROOTCA and gateway-cert", sortedKeys(got))
 	}
 }
