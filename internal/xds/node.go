@@ -138,8 +138,23 @@ func ProxyFromNode(n *core.Node) (*model.Proxy, error) {
 			p.Metadata[k] = string(b)
 		}
 	}
+	// The node's locality, for locality-aware load balancing, in the
+	// "region/zone/subzone" form the translator reads (unless metadata
+	// already sets it).
+	if loc := n.GetLocality(); loc != nil && p.Metadata[MetaLocality] == "" {
+		if s := strings.TrimRight(loc.GetRegion()+"/"+loc.GetZone()+"/"+loc.GetSubZone(), "/"); s != "" {
+			if p.Metadata == nil {
+				p.Metadata = map[string]string{}
+			}
+			p.Metadata[MetaLocality] = s
+		}
+	}
 	return p, nil
 }
+
+// MetaLocality is the proxy metadata key of the proxy's locality
+// ("region/zone/subzone"), filled from the node's locality.
+const MetaLocality = "LOCALITY"
 
 // isProxyless reports whether the node is a proxyless gRPC client, from
 // its metadata alone (used to route requests to the right cache).

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/weftmesh/weft/internal/translate"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/internal/model"
@@ -95,5 +97,18 @@ func TestProxyFromNodeErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("node %v: error %v, want it to contain %q", tc.node, err, tc.want)
 		}
+	}
+}
+
+func TestProxyFromNodeLocality(t *testing.T) {
+	p, err := ProxyFromNode(&core.Node{Id: "sidecar~10.0.0.1~a.default~default.svc.cluster.local", Locality: &core.Locality{Region: "us-east1", Zone: "us-east1-b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Metadata[MetaLocality]; got != "us-east1/us-east1-b" {
+		t.Errorf("LOCALITY = %q, want us-east1/us-east1-b", got)
+	}
+	if MetaLocality != translate.MetadataLocality {
+		t.Errorf("xds and translate disagree on the locality key: %q vs %q", MetaLocality, translate.MetadataLocality)
 	}
 }
