@@ -260,7 +260,10 @@ func (cl *Cluster) dial(ctx context.Context, network, addr string) (net.Conn, er
 // ConnectError marks a failure to connect to the upstream (Envoy's UF).
 type ConnectError struct{ Err error }
 
+// Error describes the failed connect.
 func (e *ConnectError) Error() string { return "upstream connect error: " + e.Err.Error() }
+
+// Unwrap returns the dial error.
 func (e *ConnectError) Unwrap() error { return e.Err }
 
 func (cl *Cluster) buildTransport(idle time.Duration, maxPerConn uint32) {
