@@ -60,13 +60,15 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b 
 
 // ServeHTTP handles one downstream request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	info := Info{Start: time.Now(), Method: r.Method, Authority: r.Host, Path: r.URL.Path, Protocol: r.Proto, Conn: ConnInfoFrom(r.Context()),
+	st := statePool.Get().(*requestState)
+	info, rw := &st.info, &st.rw
+	*info = Info{Start: time.Now(), Method: r.Method, Authority: r.Host, Path: r.URL.Path, Protocol: r.Proto, Conn: ConnInfoFrom(r.Context()),
 		GRPC: strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")}
 	if r.ContentLength > 0 {
 		info.BytesIn = r.ContentLength
 	}
-	rw := &responseWriter{ResponseWriter: w}
-	h.serve(rw, r, &info)
+	*rw = responseWriter{ResponseWriter: w}
+	h.serve(rw, r, info)
 	info.Status = rw.status
 	if info.Status == 0 {
 		info.Status = http.StatusOK
@@ -74,12 +76,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info.BytesOut = rw.bytes
 	info.Duration = time.Since(info.Start)
 	if h.Stats != nil {
-		h.Stats.record(&info)
+		h.Stats.record(info)
 	}
 	if h.Observer != nil {
-		h.Observer.Observe(&info)
+		h.Observer.Observe(info)
 	}
+	// Observers must not retain info (see Observer), so the state is
+	// reused; a panicking request simply does not return it.
+	*info, *rw = Info{}, responseWriter{}
+	statePool.Put(st)
 }
+
+// requestState is the per-request bookkeeping, pooled to save
+// allocations on the hot path.
+type requestState struct {
+	info Info
+	rw   responseWriter
+}
+
+var statePool = sync.Pool{New: func() any { return new(requestState) }}
+
+// Shared X-Forwarded-Proto values; header maps only ever replace them.
+var (
+	protoHTTP  = []string{"http"}
+	protoHTTPS = []string{"https"}
+)
 
 func (h *Handler) table() *router.Table {
 	if h.Static != nil {
@@ -304,11 +325,11 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 	if out.Header.Get("X-Request-Id") == "" {
 		out.Header.Set("X-Request-Id", newRequestID())
 	}
-	if out.Header.Get("X-Forwarded-Proto") == "" {
+	if _, ok := out.Header["X-Forwarded-Proto"]; !ok {
 		if r.TLS != nil {
-			out.Header.Set("X-Forwarded-Proto", "https")
+			out.Header["X-Forwarded-Proto"] = protoHTTPS
 		} else {
-			out.Header.Set("X-Forwarded-Proto", "http")
+			out.Header["X-Forwarded-Proto"] = protoHTTP
 		}
 	}
 	h.ForwardClientCert.Apply(out.Header, info.Conn)
