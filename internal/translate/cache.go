@@ -8,17 +8,34 @@ import (
 	"github.com/weftmesh/weft/internal/model"
 )
 
-// Cache lets the proxies generated from one snapshot share the parts of
-// their configuration that do not depend on the proxy: a cluster's load
-// assignment is the same for every proxy with the same DestinationRule
-// policy for it and the same locality. It keeps the entries of the latest
-// snapshot only. Its methods are safe for concurrent use; the shared
-// messages must not be modified (the xDS server only marshals them).
+// Cache lets the proxies generated from one snapshot share work. Proxies
+// that Generate cannot tell apart (same namespace, type, Sidecar, inbound
+// ports, and labels where some configuration selects by them; see
+// proxyKey) get the very same *Resources, generated once; and a cluster's
+// load assignment is computed once for every proxy with the same
+// DestinationRule policy for it and the same locality. It keeps the
+// entries of the latest snapshot only. Its methods are safe for
+// concurrent use; the shared Resources and messages must not be modified
+// (the xDS server only marshals them, and may rely on the pointer
+// identity of equal Resources to build them once).
 type Cache struct {
-	mu   sync.Mutex
-	snap *model.Snapshot
-	cla  map[claKey]*endpoint.ClusterLoadAssignment
+	mu    sync.Mutex
+	snap  *model.Snapshot
+	cla   map[claKey]*endpoint.ClusterLoadAssignment
+	facts *snapFacts
+	keyed map[proxyKey]*keyedEntry
 }
+
+// keyedEntry is the shared output for one proxyKey.
+type keyedEntry struct {
+	once sync.Once
+	res  *Resources
+}
+
+// keyedLimit bounds the distinct keys kept per snapshot: when proxies
+// rarely share (labels matter and every workload differs), the cache
+// stops keeping whole configurations rather than holding one per proxy.
+const keyedLimit = 256
 
 // claKey identifies a load assignment: the cluster, the DestinationRule
 // that shaped it (its subset labels and policy) and the proxy's locality.
@@ -35,7 +52,63 @@ func NewCache() *Cache { return &Cache{} }
 // Generate is [Generate] sharing work through the cache: its output is
 // equal to Generate's for the same arguments.
 func (c *Cache) Generate(snap *model.Snapshot, proxy *model.Proxy) *Resources {
-	return generate(snap, proxy, c)
+	e := c.entry(snap, proxy)
+	if e == nil {
+		return generate(snap, proxy, c)
+	}
+	e.once.Do(func() { e.res = generate(snap, proxy, c) })
+	if e.res == nil {
+		// The first generation panicked: let this caller see it too.
+		return generate(snap, proxy, c)
+	}
+	return e.res
+}
+
+// entry returns the shared entry for proxy in snap, or nil when the
+// output is not to be shared (an older snapshot, or too many keys).
+func (c *Cache) entry(snap *model.Snapshot, proxy *model.Proxy) *keyedEntry {
+	c.mu.Lock()
+	if !c.use(snap) {
+		c.mu.Unlock()
+		return nil
+	}
+	facts := c.facts
+	if facts == nil {
+		facts = newSnapFacts(snap)
+		c.facts = facts
+	}
+	c.mu.Unlock()
+	k := keyOf(snap, facts, proxy)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.snap != snap {
+		return nil
+	}
+	e := c.keyed[k]
+	if e == nil {
+		if len(c.keyed) >= keyedLimit {
+			return nil
+		}
+		e = &keyedEntry{}
+		c.keyed[k] = e
+	}
+	return e
+}
+
+// use makes snap the cache's snapshot unless it is older, dropping the
+// entries of the previous one. It reports whether the cache now holds
+// snap. c.mu must be held.
+func (c *Cache) use(snap *model.Snapshot) bool {
+	if c.snap == snap {
+		return true
+	}
+	if c.snap != nil && snap.Version < c.snap.Version {
+		return false // a late caller with an older snapshot
+	}
+	c.snap, c.facts = snap, nil
+	c.cla = map[claKey]*endpoint.ClusterLoadAssignment{}
+	c.keyed = map[proxyKey]*keyedEntry{}
+	return true
 }
 
 // lookup returns the cached assignment for key in snap, or nil.
@@ -52,13 +125,9 @@ func (c *Cache) lookup(snap *model.Snapshot, key claKey) *endpoint.ClusterLoadAs
 func (c *Cache) store(snap *model.Snapshot, key claKey, la *endpoint.ClusterLoadAssignment) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.snap != snap {
-		if c.snap != nil && snap.Version < c.snap.Version {
-			return // a late caller with an older snapshot
-		}
-		c.snap, c.cla = snap, map[claKey]*endpoint.ClusterLoadAssignment{}
+	if c.use(snap) {
+		c.cla[key] = la
 	}
-	c.cla[key] = la
 }
 
 // loadAssignments is the package function, through the cache when c is

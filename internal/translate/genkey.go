@@ -1,0 +1,159 @@
+package translate
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/weftmesh/weft/internal/model"
+)
+
+// proxyKey identifies the proxies that get the same configuration from
+// one snapshot: Generate reads nothing else of a proxy. Fields that only
+// matter in some snapshots (labels, the bind address) are left empty in
+// snapshots where nothing reads them, so that the sidecars of one
+// namespace usually share a key.
+//
+// Every field of model.Proxy that the generator reads must be reflected
+// here; TestKeyedGenerateEqualsGenerate compares keyed and plain output.
+type proxyKey struct {
+	typ       model.ProxyType
+	namespace string
+	generator string
+	// Metadata the generator reads.
+	locality, pathNormalization, interception string
+	// labels are the proxy's labels, canonically ordered, when some
+	// configuration in the snapshot selects workloads by label.
+	labels string
+	// inbound lists the proxy's inbound ports, derived from its IPs and
+	// the endpoints at them.
+	inbound string
+	// bind is the proxy's first IP when some Sidecar declares ingress
+	// listeners (they bind to it).
+	bind string
+}
+
+// snapFacts are the properties of a snapshot that decide which proxy
+// fields go into its keys.
+type snapFacts struct {
+	// sidecarLabels is true when some configuration other than a Gateway
+	// consults workload labels; routerLabels also counts Gateways.
+	sidecarLabels, routerLabels bool
+	// sidecarIngress is true when some Sidecar declares ingress listeners.
+	sidecarIngress bool
+}
+
+// selectorFields are the fields by which Istio configuration selects
+// workloads (or, through targetRefs, gateways by their labels).
+var selectorFields = map[protoreflect.Name]bool{
+	"selector": true, "workload_selector": true, "source_labels": true,
+	"target_ref": true, "target_refs": true,
+}
+
+// describesWorkloads are the kinds whose selectors pick endpoints for a
+// service (ServiceEntry's workloadSelector over WorkloadEntries), never
+// the proxy being configured.
+var describesWorkloads = map[model.Kind]bool{model.KindServiceEntry: true, model.KindWorkloadEntry: true}
+
+func newSnapFacts(snap *model.Snapshot) *snapFacts {
+	f := &snapFacts{}
+	for _, c := range snap.Configs() {
+		if c.Spec == nil || describesWorkloads[c.Kind] {
+			continue
+		}
+		if consultsLabels(c.Spec.ProtoReflect()) {
+			f.routerLabels = true
+			if c.Kind != model.KindGateway {
+				f.sidecarLabels = true
+			}
+		}
+		if c.Kind == model.KindSidecar && hasField(c.Spec.ProtoReflect(), "ingress") {
+			f.sidecarIngress = true
+		}
+	}
+	return f
+}
+
+// consultsLabels reports whether m, or a message inside it, sets one of
+// the selectorFields. Unknown kinds are covered without a list of them.
+func consultsLabels(m protoreflect.Message) bool {
+	found := false
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if selectorFields[fd.Name()] {
+			found = true
+			return false
+		}
+		if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
+			return true
+		}
+		switch {
+		case fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len() && !found; i++ {
+				found = consultsLabels(l.Get(i).Message())
+			}
+		case fd.IsMap():
+			if fd.MapValue().Kind() == protoreflect.MessageKind {
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+					found = consultsLabels(mv.Message())
+					return !found
+				})
+			}
+		default:
+			found = consultsLabels(v.Message())
+		}
+		return !found
+	})
+	return found
+}
+
+// hasField reports whether m sets its field name.
+func hasField(m protoreflect.Message, name protoreflect.Name) bool {
+	fd := m.Descriptor().Fields().ByName(name)
+	return fd != nil && m.Has(fd)
+}
+
+// keyOf computes proxy's key in snap, whose facts are f.
+func keyOf(snap *model.Snapshot, f *snapFacts, proxy *model.Proxy) proxyKey {
+	k := proxyKey{
+		typ:               proxy.Type,
+		namespace:         proxy.Namespace,
+		generator:         proxy.Generator,
+		locality:          proxy.Metadata[MetadataLocality],
+		pathNormalization: proxy.Metadata[MetadataPathNormalization],
+		interception:      proxy.Metadata[MetadataInterceptionMode],
+	}
+	if f.sidecarLabels || (f.routerLabels && proxy.Type == model.ProxyRouter) {
+		k.labels = canonicalLabels(proxy.Labels)
+	}
+	if f.sidecarIngress && len(proxy.IPs) > 0 {
+		k.bind = proxy.IPs[0]
+	}
+	var b strings.Builder
+	for _, p := range inboundPorts(snap.Services(), endpointSource(snap.Endpoints), proxy.IPs) {
+		b.WriteString(strconv.FormatUint(uint64(p.port), 10))
+		b.WriteByte('/')
+		b.WriteString(string(p.protocol))
+		b.WriteByte(',')
+	}
+	k.inbound = b.String()
+	return k
+}
+
+func canonicalLabels(labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(labels[k])
+		b.WriteByte(0)
+	}
+	return b.String()
+}
