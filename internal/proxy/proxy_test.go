@@ -496,8 +496,10 @@ func TestConfigUpdateAndTCPProxy(t *testing.T) {
 	}
 	c.Close()
 	// Istio TCP metrics: opened, closed and bytes, request_protocol tcp.
-	waitFor(t, "istio_tcp_connections_closed_total", func() bool {
-		return strings.Contains(adminGet(t, h.p.Addr("stats"), "/stats/prometheus"), `istio_tcp_connections_closed_total{reporter="source"`)
+	// The series exists from the open; the close (with bytes) follows the
+	// connection teardown.
+	waitFor(t, "istio_tcp_sent_bytes_total", func() bool {
+		return strings.Contains(adminGet(t, h.p.Addr("stats"), "/stats/prometheus"), `connection_security_policy="unknown"} 5`)
 	})
 	prom := adminGet(t, h.p.Addr("stats"), "/stats/prometheus")
 	for _, want := range []string{
