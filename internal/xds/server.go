@@ -112,8 +112,10 @@ type Server struct {
 	// genSlots bounds concurrent generation (pushes and first
 	// configurations of new proxies alike) to Options.Workers.
 	genSlots chan struct{}
-	// memo remembers encodings of resources shared between proxies.
-	memo encodingMemo
+	// memo remembers encodings of resources shared between proxies;
+	// built, whole snapshots of configurations shared between proxies.
+	memo  encodingMemo
+	built builtMemo
 
 	// cacheMu serializes changes of the caches' snapshots with proxy
 	// (de)registration, so that a departed proxy's snapshot is never set
@@ -350,7 +352,7 @@ func (s *Server) update(ps *proxyState, snap *model.Snapshot, changedAt time.Tim
 	res, err := s.generate(snap, ps.proxy)
 	var psnap *proxySnapshot
 	if err == nil {
-		psnap, err = buildSnapshot(res, &s.memo)
+		psnap, err = s.built.build(snap.Version, res, &s.memo)
 	}
 	<-s.genSlots
 	ps.generated, ps.modelVer = true, snap.Version
