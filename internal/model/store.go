@@ -116,7 +116,7 @@ func Diff(old, cur *Snapshot) ChangeSet {
 	}
 	oldDefs, curDefs := defs(old), defs(cur)
 	for h, list := range curDefs {
-		if !sameServices(oldDefs[h], list) {
+		if !slices.EqualFunc(oldDefs[h], list, (*Service).equal) {
 			svcChanged[h] = true
 		}
 	}
@@ -127,7 +127,7 @@ func Diff(old, cur *Snapshot) ChangeSet {
 	}
 	definitionsChanged := len(svcChanged) > 0
 	for h, eps := range cur.endpoints {
-		if !sameEndpoints(old.endpoints[h], eps) {
+		if !slices.EqualFunc(old.endpoints[h], eps, (*Endpoint).equal) {
 			svcChanged[h] = true
 		}
 	}
@@ -153,45 +153,13 @@ func Diff(old, cur *Snapshot) ChangeSet {
 	return cs
 }
 
-func sameServices(a, b []*Service) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].equal(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 func (svc *Service) equal(o *Service) bool {
 	if svc == o {
 		return true
 	}
-	if svc.Hostname != o.Hostname || svc.Namespace != o.Namespace || svc.Resolution != o.Resolution ||
-		svc.MeshExternal != o.MeshExternal || !slices.Equal(svc.Addresses, o.Addresses) ||
-		!slices.Equal(svc.ExportTo, o.ExportTo) || len(svc.Ports) != len(o.Ports) || !maps.Equal(svc.Labels, o.Labels) {
-		return false
-	}
-	for i := range svc.Ports {
-		if svc.Ports[i] != o.Ports[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func sameEndpoints(a, b []*Endpoint) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].equal(b[i]) {
-			return false
-		}
-	}
-	return true
+	return svc.Hostname == o.Hostname && svc.Namespace == o.Namespace && svc.Resolution == o.Resolution &&
+		svc.MeshExternal == o.MeshExternal && slices.Equal(svc.Addresses, o.Addresses) &&
+		slices.Equal(svc.ExportTo, o.ExportTo) && slices.Equal(svc.Ports, o.Ports) && maps.Equal(svc.Labels, o.Labels)
 }
 
 func (e *Endpoint) equal(o *Endpoint) bool {
