@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/examples/httpbin"
+	"github.com/weftmesh/weft/examples/sampleserver"
 )
 
 func main() {
@@ -40,7 +41,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	ln, err := httpbin.Listen(*listen)
+	ln, err := sampleserver.Listen(*listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "httpbin:", err)
 		os.Exit(1)
@@ -50,7 +51,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
-	err = httpbin.Run(ctx, ln, httpbin.LogRequests(*name, log, h))
+	err = sampleserver.Run(ctx, ln, sampleserver.LogRequests(*name, log, h))
 	log.Info("stopped", "service", *name, "uptime_s", time.Since(start).Seconds())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "httpbin:", err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/examples/httpbin"
+	"github.com/weftmesh/weft/examples/sampleserver"
 )
 
 // lockedBuffer is a bytes.Buffer safe for concurrent use.
@@ -44,7 +45,7 @@ func start(t *testing.T, cfg httpbin.Config) (string, *lockedBuffer) {
 		t.Fatal(err)
 	}
 	var log lockedBuffer
-	srv := httptest.NewServer(httpbin.LogRequests("httpbin-v2", slog.New(slog.NewJSONHandler(&log, nil)), h))
+	srv := httptest.NewServer(sampleserver.LogRequests("httpbin-v2", slog.New(slog.NewJSONHandler(&log, nil)), h))
 	t.Cleanup(srv.Close)
 	return srv.URL, &log
 }
@@ -300,7 +301,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- httpbin.Run(ctx, ln, h) }()
+	go func() { done <- sampleserver.Run(ctx, ln, h) }()
 	resp, body := call(t, "GET", "http://"+ln.Addr().String()+"/ip", "", "", nil)
 	decode(t, "/ip", resp, body, 200)
 	cancel()

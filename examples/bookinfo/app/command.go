@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/weftmesh/weft/examples/sampleserver"
 )
 
 // DefaultListen is the address every service listens on unless told otherwise:
@@ -116,7 +118,7 @@ func (c Command) Run(ctx context.Context, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := Listen(c.Listen)
+	ln, err := sampleserver.Listen(c.Listen)
 	if err != nil {
 		return fmt.Errorf("bookinfo %s: %w", c.Service, err)
 	}
@@ -131,7 +133,7 @@ func (c Command) Run(ctx context.Context, log io.Writer) error {
 	}
 	logger.Info("listening", attrs...)
 	start := time.Now()
-	err = Run(ctx, ln, LogRequests(c.Service, logger, h))
+	err = sampleserver.Run(ctx, ln, sampleserver.LogRequests(c.Service, logger, h))
 	logger.Info("stopped", "service", c.Service, "uptime_s", time.Since(start).Seconds())
 	return err
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/examples/bookinfo/app"
+	"github.com/weftmesh/weft/examples/sampleserver"
 )
 
 func TestParseCommand(t *testing.T) {
@@ -177,7 +178,7 @@ func TestCommandListensOnUnixSocket(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	expect(t, "details over unix socket", resp, string(body), 200, `"ISBN-10":"1234567890"`)
 
-	if _, err := app.Listen("unix://"); err == nil {
+	if _, err := sampleserver.Listen("unix://"); err == nil {
 		t.Error("Listen accepted unix:// without a path")
 	}
 }
