@@ -32,10 +32,16 @@ func (m *Manager) currentChain(sc *serverConn) *Chain {
 			if l.Name != sc.info.Listener {
 				continue
 			}
-			for _, c := range append(l.Chains, l.Default) {
-				if c != nil && c.Name == sc.chain.Name && (c.TLS != nil) == (sc.chain.TLS != nil) && c.HTTP != nil {
+			fits := func(c *Chain) bool {
+				return c != nil && c.Name == sc.chain.Name && (c.TLS != nil) == (sc.chain.TLS != nil) && c.HTTP != nil
+			}
+			for _, c := range l.Chains {
+				if fits(c) {
 					chain = c
 				}
+			}
+			if fits(l.Default) {
+				chain = l.Default
 			}
 			break
 		}
