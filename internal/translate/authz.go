@@ -258,42 +258,20 @@ func notPrin(p *rbacv3.Principal) *rbacv3.Principal {
 
 // permList adds OR(values) and NOT(OR(notValues)) of one field.
 func (b *ruleBuilder) permList(out *[]*rbacv3.Permission, field string, httpOnly bool, values, notValues []string, one func(string) (*rbacv3.Permission, error)) {
-	for _, neg := range []bool{false, true} {
-		vs := values
-		f := field
-		if neg {
-			vs, f = notValues, "not"+strings.ToUpper(field[:1])+field[1:]
-		}
-		if len(vs) == 0 {
-			continue
-		}
-		if httpOnly && b.skip(f, true, "") {
-			continue
-		}
-		var ors []*rbacv3.Permission
-		bad := false
-		for _, v := range vs {
-			p, err := one(v)
-			if err != nil {
-				bad = true
-				b.skip(f, false, err.Error())
-				break
-			}
-			ors = append(ors, p)
-		}
-		if bad {
-			continue
-		}
-		p := orPerm(ors)
-		if neg {
-			p = notPerm(p)
-		}
-		*out = append(*out, p)
-	}
+	*out = append(*out, matchList(b, field, httpOnly, values, notValues, one, orPerm, notPerm)...)
 }
 
 // prinList is permList for principals.
 func (b *ruleBuilder) prinList(out *[]*rbacv3.Principal, field string, httpOnly bool, values, notValues []string, one func(string) (*rbacv3.Principal, error)) {
+	*out = append(*out, matchList(b, field, httpOnly, values, notValues, one, orPrin, notPrin)...)
+}
+
+// matchList builds OR(values) and NOT(OR(notValues)) of one field, for
+// permissions and principals alike. A field the rule cannot use here
+// (HTTP-only on a TCP port) or a value that does not translate is skipped
+// through b.skip, which decides whether the rule still holds.
+func matchList[T any](b *ruleBuilder, field string, httpOnly bool, values, notValues []string, one func(string) (T, error), or func([]T) T, not func(T) T) []T {
+	var out []T
 	for _, neg := range []bool{false, true} {
 		vs := values
 		f := field
@@ -306,7 +284,7 @@ func (b *ruleBuilder) prinList(out *[]*rbacv3.Principal, field string, httpOnly 
 		if httpOnly && b.skip(f, true, "") {
 			continue
 		}
-		var ors []*rbacv3.Principal
+		var ors []T
 		bad := false
 		for _, v := range vs {
 			p, err := one(v)
@@ -320,12 +298,13 @@ func (b *ruleBuilder) prinList(out *[]*rbacv3.Principal, field string, httpOnly 
 		if bad {
 			continue
 		}
-		p := orPrin(ors)
+		p := or(ors)
 		if neg {
-			p = notPrin(p)
+			p = not(p)
 		}
-		*out = append(*out, p)
+		out = append(out, p)
 	}
+	return out
 }
 
 func (b *ruleBuilder) operation(field string, o *security.Operation) *rbacv3.Permission {
