@@ -3,13 +3,13 @@ package rbac
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"github.com/weftmesh/weft/internal/proxy/router"
 )
 
 // matcher matches request or connection attributes.
@@ -209,38 +209,11 @@ func cidr(c *corev3.CidrRange) (netip.Prefix, error) {
 type stringMatch func(string) bool
 
 func compileString(field string, m *matcherv3.StringMatcher) (stringMatch, error) {
-	ic := m.GetIgnoreCase()
-	fold := func(s string) string {
-		if ic {
-			return strings.ToLower(s)
-		}
-		return s
+	sm, err := router.CompileStringMatcher(field, m)
+	if err != nil {
+		return nil, err
 	}
-	switch p := m.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		want := fold(p.Exact)
-		return func(s string) bool { return fold(s) == want }, nil
-	case *matcherv3.StringMatcher_Prefix:
-		want := fold(p.Prefix)
-		return func(s string) bool { return strings.HasPrefix(fold(s), want) }, nil
-	case *matcherv3.StringMatcher_Suffix:
-		want := fold(p.Suffix)
-		return func(s string) bool { return strings.HasSuffix(fold(s), want) }, nil
-	case *matcherv3.StringMatcher_Contains:
-		want := fold(p.Contains)
-		return func(s string) bool { return strings.Contains(fold(s), want) }, nil
-	case *matcherv3.StringMatcher_SafeRegex:
-		expr := p.SafeRegex.GetRegex()
-		if ic {
-			expr = "(?i)" + expr
-		}
-		re, err := regexp.Compile(`^(?:` + expr + `)$`)
-		if err != nil {
-			return nil, fmt.Errorf("%s.safe_regex: %v", field, err)
-		}
-		return re.MatchString, nil
-	}
-	return nil, fmt.Errorf("%s: unsupported string matcher %T", field, m.GetMatchPattern())
+	return sm.Match, nil
 }
 
 // compilePath matches the request path without its query string, as
