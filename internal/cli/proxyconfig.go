@@ -96,6 +96,9 @@ func newProxyConfigKind(env *Env, name, typ, short string) *cobra.Command {
 				return err
 			}
 			raw := dump.Resources[typ]
+			if typ == "sds" && len(raw) == 0 && output != "json" && output != "yaml" {
+				fmt.Fprintln(env.Err, "weftd sent this proxy no secrets: workload certificates live in the proxy; read them with --proxy-admin ADDR")
+			}
 			if output == "json" || output == "yaml" {
 				list := make([]json.RawMessage, len(raw))
 				copy(list, raw)
