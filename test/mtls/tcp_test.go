@@ -87,6 +87,18 @@ spec:
 	if got, err := echo(direct); err != nil || got != "echo:hello" {
 		t.Fatalf("plaintext TCP to the sidecar under PERMISSIVE: %q, %v", got, err)
 	}
+	// A plain-text connection that stays open across the switch to STRICT.
+	long, err := net.DialTimeout("tcp", direct, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer long.Close()
+	longR := bufio.NewReader(long)
+	fmt.Fprintf(long, "before\n")
+	long.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, err := longR.ReadString('\n'); err != nil || line != "echo:before\n" {
+		t.Fatalf("long-lived plaintext connection: %q, %v", line, err)
+	}
 	m.apply(`apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: default, namespace: default}
@@ -103,5 +115,13 @@ spec:
 		if got, err := echo(gw); err != nil || got != "echo:hello" {
 			t.Fatalf("TCP through the gateway under STRICT (mesh mTLS): %q, %v", got, err)
 		}
+	}
+	// The plain-text connection from before STRICT is cut off.
+	long.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(long, "after\n")
+	if line, err := longR.ReadString('\n'); err == nil {
+		t.Errorf("plaintext TCP connection from before STRICT still echoes %q", line)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("plaintext TCP connection from before STRICT is still open (read timed out)")
 	}
 }

@@ -64,6 +64,8 @@ type Manager struct {
 
 	tcpMu    sync.Mutex
 	tcpConns map[net.Conn]struct{}
+	// tcpBound maps tcp_proxy connections to their chain (rebind.go).
+	tcpBound sync.Map
 	wg       sync.WaitGroup
 }
 
@@ -150,6 +152,7 @@ func (m *Manager) Apply(ls []*Listener) error {
 		}
 	}
 	m.all.Store(&all)
+	m.dropStaleTCP(all)
 	var errs []error
 	for addr, b := range m.bound {
 		if l, ok := want[addr]; ok {
@@ -293,10 +296,10 @@ func (m *Manager) serveConn(c net.Conn, l *Listener) {
 				tc.Close()
 				return
 			}
-			m.tcpProxy(tc, tc, chain.TCP, info)
+			m.proxyTCP(tc, tc, chain, info)
 			return
 		}
-		m.tcpProxy(conn, c, chain.TCP, info)
+		m.proxyTCP(conn, c, chain, info)
 		return
 	}
 	if chain.TLS == nil {

@@ -1,7 +1,10 @@
 package listener
 
 import (
+	"net"
 	"net/http"
+
+	"github.com/weftmesh/weft/internal/proxy/httpproxy"
 )
 
 // Configuration changes reach established HTTP connections: a request is
@@ -58,4 +61,45 @@ func (m *Manager) serveCurrent(sc *serverConn, w http.ResponseWriter, r *http.Re
 		panic(http.ErrAbortHandler)
 	}
 	chain.HTTP.ServeHTTP(w, r)
+}
+
+// tcpBinding is what a tcp_proxy connection was accepted under.
+type tcpBinding struct {
+	listener, chain string
+	tls             bool
+}
+
+// proxyTCP runs tcp_proxy for a connection of chain, registered so that a
+// configuration removing the chain closes it (dropStaleTCP).
+func (m *Manager) proxyTCP(conn, raw net.Conn, chain *Chain, info *httpproxy.ConnInfo) {
+	if chain.Name != "" {
+		m.tcpBound.Store(raw, tcpBinding{listener: info.Listener, chain: chain.Name, tls: chain.TLS != nil})
+		defer m.tcpBound.Delete(raw)
+	}
+	m.tcpProxy(conn, raw, chain.TCP, info)
+}
+
+// dropStaleTCP closes tcp_proxy connections whose chain the new listener
+// set no longer has (or has with another transport): for instance plain
+// text after PeerAuthentication switched the port to STRICT.
+func (m *Manager) dropStaleTCP(all map[string]*Listener) {
+	m.tcpBound.Range(func(k, v any) bool {
+		b := v.(tcpBinding)
+		for _, l := range all {
+			if l.Name != b.listener {
+				continue
+			}
+			for _, c := range l.Chains {
+				if c.Name == b.chain && (c.TLS != nil) == b.tls && c.TCP != nil {
+					return true
+				}
+			}
+			if c := l.Default; c != nil && c.Name == b.chain && (c.TLS != nil) == b.tls && c.TCP != nil {
+				return true
+			}
+		}
+		m.log.Debug("filter chain removed by a configuration change; closing TCP connection", "listener", b.listener, "chain", b.chain)
+		go k.(net.Conn).Close() // a TLS close_notify may block; not under the manager lock
+		return true
+	})
 }
