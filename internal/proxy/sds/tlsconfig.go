@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
-	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"github.com/weftmesh/weft/internal/proxy/router"
 )
 
 // istioALPN are the protocols Istio offers on mesh connections for its
@@ -311,31 +310,11 @@ func sanList(c *x509.Certificate) []string {
 
 // compileString compiles an Envoy StringMatcher.
 func compileString(field string, m *matcherv3.StringMatcher) (func(string) bool, error) {
-	fold := func(s string) string { return s }
-	if m.GetIgnoreCase() {
-		fold = strings.ToLower
+	sm, err := router.CompileStringMatcher(field, m)
+	if err != nil {
+		return nil, err
 	}
-	switch p := m.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		want := fold(p.Exact)
-		return func(s string) bool { return fold(s) == want }, nil
-	case *matcherv3.StringMatcher_Prefix:
-		want := fold(p.Prefix)
-		return func(s string) bool { return strings.HasPrefix(fold(s), want) }, nil
-	case *matcherv3.StringMatcher_Suffix:
-		want := fold(p.Suffix)
-		return func(s string) bool { return strings.HasSuffix(fold(s), want) }, nil
-	case *matcherv3.StringMatcher_Contains:
-		want := fold(p.Contains)
-		return func(s string) bool { return strings.Contains(fold(s), want) }, nil
-	case *matcherv3.StringMatcher_SafeRegex:
-		re, err := regexp.Compile("^(?:" + p.SafeRegex.GetRegex() + ")$")
-		if err != nil {
-			return nil, fmt.Errorf("%s.safe_regex: %v", field, err)
-		}
-		return re.MatchString, nil
-	}
-	return nil, fmt.Errorf("%s: empty or unsupported string matcher", field)
+	return sm.Match, nil
 }
 
 // dataSource reads an inline or file data source.
