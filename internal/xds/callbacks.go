@@ -47,9 +47,16 @@ func (c callbacks) OnStreamRequest(id int64, r *discovery.DiscoveryRequest) erro
 }
 
 func (c callbacks) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, r *discovery.DiscoveryResponse) {
-	c.s.onResponse(id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce(), func(d *typeDump) {
+	c.s.onResponse(id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce(), func(d *typeDump, ps *proxyState) {
 		// State of the world: the response replaces what was sent before.
 		d.delta = nil
+		// Usually the response is all of the current snapshot's resources
+		// of the type: record the snapshot's interned encodings rather
+		// than interning every resource of every response again.
+		if pins, ok := ps.targetPins[r.GetTypeUrl()]; ok && ps.target[r.GetTypeUrl()] == r.GetVersionInfo() && len(pins) == len(r.GetResources()) {
+			d.sotw = pins
+			return
+		}
 		d.sotw = make([]unique.Handle[string], len(r.GetResources()))
 		for i, a := range r.GetResources() {
 			d.sotw[i] = unique.Make(string(a.GetValue()))
@@ -91,7 +98,7 @@ func (s *Server) noteDeltaSubscription(id int64, r *discovery.DeltaDiscoveryRequ
 }
 
 func (c callbacks) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, r *discovery.DeltaDiscoveryResponse) {
-	c.s.onResponse(id, r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), func(d *typeDump) {
+	c.s.onResponse(id, r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), func(d *typeDump, _ *proxyState) {
 		d.sotw = nil
 		if d.delta == nil {
 			d.delta = map[string]deltaEntry{}
@@ -195,7 +202,7 @@ func (s *Server) onRequest(id int64, node *core.Node, typeURL, nonce string, nac
 
 // onResponse records a response sent on a stream; update turns the
 // proxy's record of resources of that type into the new one.
-func (s *Server) onResponse(id int64, typeURL, version, nonce string, update func(*typeDump)) {
+func (s *Server) onResponse(id int64, typeURL, version, nonce string, update func(*typeDump, *proxyState)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[id]
@@ -210,7 +217,7 @@ func (s *Server) onResponse(id int64, typeURL, version, nonce string, update fun
 		d = &typeDump{typeURL: typeURL}
 		st.ps.dump[typeURL] = d
 	}
-	update(d)
+	update(d, st.ps)
 	s.m.pushes.WithLabelValues(TypeName(typeURL)).Inc()
 }
 

@@ -41,6 +41,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
+	"unique"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
@@ -157,9 +158,10 @@ type proxyState struct {
 
 	// Guarded by Server.mu.
 	streams      int
-	target       map[string]string            // type URL → version of the current snapshot
-	targetHashes map[string]map[string]string // type URL → resource name → content hash
-	targetModel  uint64                       // model version the current snapshot came from
+	target       map[string]string                  // type URL → version of the current snapshot
+	targetHashes map[string]map[string]string       // type URL → resource name → content hash
+	targetPins   map[string][]unique.Handle[string] // type URL → encodings of the current snapshot's resources (shared, read-only)
+	targetModel  uint64                             // model version the current snapshot came from
 	types        map[string]*TypeStatus
 	dump         map[string]*typeDump // type URL → resources last sent
 	pendingSince time.Time            // first model change not yet acknowledged
@@ -374,7 +376,7 @@ func (s *Server) update(ps *proxyState, snap *model.Snapshot, changedAt time.Tim
 	s.mu.Lock()
 	live := s.proxies[id] == ps
 	if live {
-		ps.target, ps.targetHashes, ps.targetModel = psnap.versions, psnap.snap.VersionMap, snap.Version
+		ps.target, ps.targetHashes, ps.targetPins, ps.targetModel = psnap.versions, psnap.snap.VersionMap, psnap.pins, snap.Version
 		if !changedAt.IsZero() && ps.pendingSince.IsZero() {
 			ps.pendingSince = changedAt
 		}

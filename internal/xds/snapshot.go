@@ -56,8 +56,9 @@ type proxySnapshot struct {
 	// hash of their names and content, so it changes exactly when they do.
 	versions map[string]string
 	// pins keeps the interned encodings of the resources alive, so that
-	// proxies with identical resources keep sharing one copy.
-	pins []unique.Handle[string]
+	// proxies with identical resources keep sharing one copy. It maps
+	// type URL to that type's encodings.
+	pins map[string][]unique.Handle[string]
 }
 
 // encoded is a resource ready for the cache: its raw form, the interned
@@ -225,7 +226,7 @@ func buildSnapshot(res *translate.Resources, memo *encodingMemo) (*proxySnapshot
 		}
 	}
 
-	ps := &proxySnapshot{snap: &cache.Snapshot{VersionMap: map[string]map[string]string{}}, versions: map[string]string{}}
+	ps := &proxySnapshot{snap: &cache.Snapshot{VersionMap: map[string]map[string]string{}}, versions: map[string]string{}, pins: map[string][]unique.Handle[string]{}}
 	opts := proto.MarshalOptions{Deterministic: true}
 	for _, typeURL := range typeURLs {
 		items := make(map[string]types.ResourceWithTTL, len(byType[typeURL]))
@@ -248,7 +249,7 @@ func buildSnapshot(res *translate.Resources, memo *encodingMemo) (*proxySnapshot
 				enc = encode(b)
 				memo.store(cla, enc)
 			}
-			ps.pins = append(ps.pins, enc.pin)
+			ps.pins[typeURL] = append(ps.pins[typeURL], enc.pin)
 			items[name] = types.ResourceWithTTL{Resource: enc.raw}
 			hashes[name] = enc.hash
 		}
