@@ -35,7 +35,7 @@ type keyedEntry struct {
 // keyedLimit bounds the distinct keys kept per snapshot: when proxies
 // rarely share (labels matter and every workload differs), the cache
 // stops keeping whole configurations rather than holding one per proxy.
-const keyedLimit = 256
+const keyedLimit = 64
 
 // claKey identifies a load assignment: the cluster, the DestinationRule
 // that shaped it (its subset labels and policy) and the proxy's locality.
