@@ -66,27 +66,16 @@ type mesh struct {
 // x-forwarded-client-cert it received and logs the client identity.
 type backend struct {
 	t        testing.TB
-	mu       sync.Mutex
-	lastXFCC string
 	requests atomic.Int64
 }
 
 func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.requests.Add(1)
 	xfcc := r.Header.Get("X-Forwarded-Client-Cert")
-	b.mu.Lock()
-	b.lastXFCC = xfcc
-	b.mu.Unlock()
 	if r.URL.Path == "/log" {
 		b.t.Logf("backend: request from %s, client identity %q (x-forwarded-client-cert %q)", r.RemoteAddr, xfccURI(xfcc), xfcc)
 	}
 	io.WriteString(w, xfcc)
-}
-
-func (b *backend) xfcc() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.lastXFCC
 }
 
 // xfccURI returns the URI field of the last element of an XFCC header.
