@@ -49,6 +49,8 @@ func run(args []string) error {
 	fs.String("trust-domain", "", "SPIFFE trust domain of the workload identity (default cluster.local)")
 	fs.String("credential-dir", "", "serve Gateway credentialName secrets from DIR/NAME/{tls.crt,tls.key,ca.crt}")
 	certTTL := fs.Duration("cert-ttl", 0, "workload certificate lifetime to request (0: weftd's default)")
+	otlpURL := fs.String("tracing-otlp-url", "", "export spans over OTLP/HTTP JSON to this collector URL (http://collector:4318/v1/traces); empty disables tracing")
+	sampling := fs.Float64("tracing-sampling", cfg.Tracing.Sampling, "percentage of requests without an upstream decision that are traced (0-100)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,6 +114,12 @@ func run(args []string) error {
 	}
 	if set["cert-ttl"] {
 		cfg.CA.CertTTL = bootstrap.Duration(*certTTL)
+	}
+	if set["tracing-otlp-url"] {
+		cfg.Tracing.OTLPURL = *otlpURL
+	}
+	if set["tracing-sampling"] {
+		cfg.Tracing.Sampling = *sampling
 	}
 	level := new(slog.LevelVar)
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

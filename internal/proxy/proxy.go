@@ -28,6 +28,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/router"
 	"github.com/weftmesh/weft/internal/proxy/sds"
 	"github.com/weftmesh/weft/internal/proxy/telemetry"
+	"github.com/weftmesh/weft/internal/proxy/tracing"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 )
@@ -56,6 +57,7 @@ type Proxy struct {
 	rotator  *caclient.Rotator
 	caClient *caclient.Client
 	secrets  *sds.Store
+	tracer   *tracing.Tracer // nil when tracing is off (see tracing.go)
 
 	statsMu  sync.Mutex // guards hcmStats; used only while compiling
 	hcmStats map[string]*httpproxy.Stats
@@ -98,6 +100,9 @@ func New(cfg bootstrap.Config, log *slog.Logger, level *slog.LevelVar) (*Proxy, 
 		return nil, err
 	}
 	p.xds = xc
+	if p.tracer, err = newTracer(cfg); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -174,7 +179,7 @@ func (p *Proxy) apply(s *xdsclient.Snapshot) error {
 		return err
 	}
 	next.Clusters = set
-	deps := listener.Deps{Resolver: p, Observer: p.metrics, Stats: p.hcmStatsFor, Secrets: p.secrets}
+	deps := listener.Deps{Resolver: p, Observer: p.metrics, Stats: p.hcmStatsFor, Secrets: p.secrets, Tracer: p.httpTracer()}
 	names := make([]string, 0, len(s.Listeners))
 	for n := range s.Listeners {
 		names = append(names, n)
@@ -260,6 +265,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if err := p.startIdentity(ctx); err != nil {
 		return err
 	}
+	stopTracing := p.startTracing()
 	xdsDone := make(chan error, 1)
 	go func() { xdsDone <- p.xds.Run(ctx) }()
 	select {
@@ -272,6 +278,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	defer dcancel()
 	p.listeners.Stop(dctx)
 	p.stopServers(dctx)
+	stopTracing()
 	if s := p.state.Load(); s != nil {
 		for _, n := range s.Clusters.Names() {
 			s.Clusters.Get(n).Close()

@@ -30,6 +30,13 @@ func keyTestProxies() []*model.Proxy {
 		{ID: "router~10.1.0.101~gw2.istio-system", Type: model.ProxyRouter, Namespace: "istio-system", Labels: map[string]string{"istio": "ingressgateway"}, IPs: []string{"10.1.0.101"}},
 		{Type: model.ProxyRouter, Namespace: "istio-system", Labels: map[string]string{"istio": "egressgateway"}, IPs: []string{"10.1.0.200"}},
 	}
+	// Same labels, namespace and IP as another, but another id, workload
+	// and identity: if the generator starts reading one of these, the key
+	// must include it and this proxy catches it.
+	other := sidecarProxy("load", "v9", "10.9.9.9")
+	other.ID, other.Workload, other.ServiceAccount = "sidecar~10.9.9.9~other.default~default.svc.cluster.local", "other", "other-sa"
+	other.Metadata = map[string]string{"UNREAD": "x"}
+	ps = append(ps, other)
 	none := sidecarProxy("productpage", "v1", "10.1.0.11")
 	none.Metadata = map[string]string{MetadataInterceptionMode: "NONE"}
 	norm := sidecarProxy("productpage", "v1", "10.9.0.12")

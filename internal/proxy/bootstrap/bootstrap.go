@@ -59,6 +59,8 @@ type Config struct {
 	// CA, when its address is set, gives the proxy a workload identity
 	// for mesh mTLS.
 	CA CA `json:"ca"`
+	// Tracing configures span export; off without a collector URL.
+	Tracing Tracing `json:"tracing"`
 }
 
 // Duration is a time.Duration that reads "1.5s"-style strings.
@@ -85,6 +87,7 @@ func Default() Config {
 		WarmingTimeout: Duration(15 * time.Second),
 		DrainTimeout:   Duration(5 * time.Second),
 		Node:           Node{Cluster: "Kubernetes"},
+		Tracing:        Tracing{Sampling: 1},
 	}
 }
 
@@ -169,6 +172,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("warmingTimeout: must not be negative"))
 	}
 	errs = append(errs, c.CA.validate(c.Node)...)
+	errs = append(errs, c.Tracing.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -54,6 +54,8 @@ type Handler struct {
 	// StripAnyHostPort removes the port from the authority before
 	// filters and routing (strip_any_host_port; Istio's gateways).
 	StripAnyHostPort bool
+	// Tracer, when set, traces every request (see Tracer).
+	Tracer Tracer
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
@@ -68,6 +70,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		info.BytesIn = r.ContentLength
 	}
 	*rw = responseWriter{ResponseWriter: w}
+	var span Span
+	if h.Tracer != nil {
+		span = h.Tracer.Start(r)
+	}
 	h.serve(rw, r, info)
 	info.Status = rw.status
 	if info.Status == 0 {
@@ -80,6 +86,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.Observer != nil {
 		h.Observer.Observe(info)
+	}
+	if span != nil {
+		span.End(info)
 	}
 	// Observers must not retain info (see Observer), so the state is
 	// reused; a panicking request simply does not return it.

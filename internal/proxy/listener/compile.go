@@ -92,6 +92,8 @@ type Deps struct {
 	// Secrets resolve the SDS secrets TLS chains name (nil: the proxy has
 	// no workload identity; such chains fail their handshakes).
 	Secrets *sds.Store
+	// Tracer, when set, traces every HTTP request.
+	Tracer httpproxy.Tracer
 }
 
 // Known filter names.
@@ -269,7 +271,7 @@ func compileChain(field string, fc *listenerv3.FilterChain, deps Deps) (*Chain, 
 }
 
 func compileHCM(field string, h *hcmv3.HttpConnectionManager, deps Deps) (*httpproxy.Handler, error) {
-	hh := &httpproxy.Handler{Resolver: deps.Resolver, Observer: deps.Observer, ForwardClientCert: forwardClientCert(h)}
+	hh := &httpproxy.Handler{Resolver: deps.Resolver, Observer: deps.Observer, ForwardClientCert: forwardClientCert(h), Tracer: deps.Tracer}
 	if deps.Stats != nil {
 		hh.Stats = deps.Stats(h.GetStatPrefix())
 	}
