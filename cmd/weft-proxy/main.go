@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/weftmesh/weft/internal/proxy"
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
@@ -48,6 +49,8 @@ func run(args []string) error {
 	fs.String("token-file", "", "bootstrap token file (from weftd's POST /api/v1/tokens)")
 	fs.String("trust-domain", "", "SPIFFE trust domain of the workload identity (default cluster.local)")
 	fs.String("credential-dir", "", "serve Gateway credentialName secrets from DIR/NAME/{tls.crt,tls.key,ca.crt}")
+	accessLog := fs.String("access-log", "", "write JSON access logs to this file (- is stdout); off by default")
+	drain := fs.Duration("drain-duration", time.Duration(cfg.DrainTimeout), "on SIGTERM, let connections finish for at most this long (Istio's terminationDrainDuration)")
 	certTTL := fs.Duration("cert-ttl", 0, "workload certificate lifetime to request (0: weftd's default)")
 	otlpURL := fs.String("tracing-otlp-url", "", "export spans over OTLP/HTTP JSON to this collector URL (http://collector:4318/v1/traces); empty disables tracing")
 	sampling := fs.Float64("tracing-sampling", cfg.Tracing.Sampling, "percentage of requests without an upstream decision that are traced (0-100)")
@@ -111,6 +114,12 @@ func run(args []string) error {
 		if set[flagName] {
 			*dst = fs.Lookup(flagName).Value.String()
 		}
+	}
+	if set["access-log"] {
+		cfg.AccessLog = *accessLog
+	}
+	if set["drain-duration"] {
+		cfg.DrainTimeout = bootstrap.Duration(*drain)
 	}
 	if set["cert-ttl"] {
 		cfg.CA.CertTTL = bootstrap.Duration(*certTTL)

@@ -31,6 +31,7 @@ func (p *Proxy) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("/ready", p.readyText)
 	mux.HandleFunc("/logging", p.logging)
+	mux.HandleFunc("/drain_listeners", p.drainListeners)
 	mux.HandleFunc("/quitquitquit", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "POST required", http.StatusMethodNotAllowed)
@@ -44,7 +45,7 @@ func (p *Proxy) adminHandler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		io.WriteString(w, "weft-proxy admin: /config_dump /clusters /stats /stats/prometheus /ready /logging /quitquitquit\n")
+		io.WriteString(w, "weft-proxy admin: /config_dump /clusters /stats /stats/prometheus /ready /logging /drain_listeners /quitquitquit\n")
 	})
 	return mux
 }
@@ -218,6 +219,7 @@ func (p *Proxy) statLines() [][2]string {
 	}
 	add("xds.connected", map[bool]int{true: 1, false: 0}[st.Connected])
 	add("server.state", map[bool]int{true: 0, false: 2}[p.Ready()])
+	add("access_log_dropped", p.AccessLogDropped())
 	return out
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/internal/ca/caclient"
+	"github.com/weftmesh/weft/internal/proxy/accesslog"
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/proxy/httpproxy"
 	"github.com/weftmesh/weft/internal/proxy/listener"
@@ -59,6 +61,13 @@ type Proxy struct {
 	secrets  *sds.Store
 	tracer   *tracing.Tracer // nil when tracing is off (see tracing.go)
 
+	// accessLog, when configured, writes one JSON line per request and
+	// tcp_proxy connection; Run runs its writer. accessLogFile is closed
+	// when Run returns.
+	accessLog     *accesslog.Logger
+	accessLogFile io.Closer
+	observers     *observers
+
 	statsMu  sync.Mutex // guards hcmStats; used only while compiling
 	hcmStats map[string]*httpproxy.Stats
 
@@ -83,7 +92,18 @@ func New(cfg bootstrap.Config, log *slog.Logger, level *slog.LevelVar) (*Proxy, 
 		ServiceAccount: cfg.Node.ServiceAccount, Cluster: cfg.Node.Cluster,
 	})
 	p.listeners = listener.NewManager(p, log.With("component", "listener"))
-	p.listeners.TCPObserver = p.metrics
+	p.listeners.DrainTimeout = p.drainTimeout()
+	p.observers = &observers{http: []httpproxy.Observer{p.metrics}, tcp: []listener.TCPObserver{p.metrics}}
+	al, alFile, err := openAccessLog(cfg.AccessLog)
+	if err != nil {
+		return nil, err
+	}
+	if al != nil {
+		p.accessLog, p.accessLogFile = al, alFile
+		p.observers.http = append(p.observers.http, al)
+		p.observers.tcp = append(p.observers.tcp, al)
+	}
+	p.listeners.TCPObserver = p.observers
 	if cfg.CA.Enabled() {
 		rot, err := newRotator(context.Background(), cfg, p)
 		if err != nil {
@@ -179,7 +199,7 @@ func (p *Proxy) apply(s *xdsclient.Snapshot) error {
 		return err
 	}
 	next.Clusters = set
-	deps := listener.Deps{Resolver: p, Observer: p.metrics, Stats: p.hcmStatsFor, Secrets: p.secrets, Tracer: p.httpTracer()}
+	deps := listener.Deps{Resolver: p, Observer: p.observers, Stats: p.hcmStatsFor, Secrets: p.secrets, Tracer: p.httpTracer()}
 	names := make([]string, 0, len(s.Listeners))
 	for n := range s.Listeners {
 		names = append(names, n)
@@ -266,6 +286,17 @@ func (p *Proxy) Run(ctx context.Context) error {
 		return err
 	}
 	stopTracing := p.startTracing()
+	if p.accessLog != nil {
+		lctx, lcancel := context.WithCancel(context.Background())
+		go p.accessLog.Run(lctx)
+		defer func() {
+			lcancel()
+			<-p.accessLog.Done()
+			if p.accessLogFile != nil {
+				p.accessLogFile.Close()
+			}
+		}()
+	}
 	xdsDone := make(chan error, 1)
 	go func() { xdsDone <- p.xds.Run(ctx) }()
 	select {
@@ -274,8 +305,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 		cancel()
 	}
 	err := <-xdsDone
-	dctx, dcancel := context.WithTimeout(context.Background(), time.Duration(p.cfg.DrainTimeout))
+	dctx, dcancel := context.WithTimeout(context.Background(), p.drainTimeout())
 	defer dcancel()
+	p.Drain(dctx)
 	p.listeners.Stop(dctx)
 	p.stopServers(dctx)
 	stopTracing()

@@ -54,8 +54,12 @@ type Config struct {
 	// WarmingTimeout bounds how long an incomplete config waits for missing
 	// resources before being applied anyway (Envoy's initial_fetch_timeout).
 	WarmingTimeout Duration `json:"warmingTimeout"`
-	// DrainTimeout bounds graceful shutdown.
+	// DrainTimeout bounds graceful shutdown and the draining of a
+	// listener removed by xDS (Istio's terminationDrainDuration).
 	DrainTimeout Duration `json:"drainTimeout"`
+	// AccessLog is where JSON access logs go: a file path, "-" for
+	// stdout, "" for none (Istio's accessLogFile, accessLogEncoding JSON).
+	AccessLog string `json:"accessLog"`
 	// CA, when its address is set, gives the proxy a workload identity
 	// for mesh mTLS.
 	CA CA `json:"ca"`

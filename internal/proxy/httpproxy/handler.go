@@ -64,7 +64,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := statePool.Get().(*requestState)
 	info, rw := &st.info, &st.rw
-	*info = Info{Start: time.Now(), Method: r.Method, Authority: r.Host, Path: r.URL.Path, Protocol: r.Proto, Conn: ConnInfoFrom(r.Context()),
+	*info = Info{Start: time.Now(), Method: r.Method, Authority: r.Host, Path: r.URL.Path, Protocol: r.Proto, Conn: ConnInfoFrom(r.Context()), Request: r,
 		GRPC: strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")}
 	if r.ContentLength > 0 {
 		info.BytesIn = r.ContentLength
@@ -425,7 +425,9 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 			out.ContentLength = int64(len(replay))
 			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(replay)), nil }
 		}
+		sent := time.Now()
 		res = h.attempt(ctx, cl, host, out, route)
+		info.UpstreamServiceTime = time.Since(sent)
 		if retrying {
 			cl.ReleaseRetry()
 			retrying = false

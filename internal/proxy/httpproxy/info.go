@@ -7,6 +7,7 @@ package httpproxy
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/weftmesh/weft/internal/proxy/router"
@@ -26,6 +27,8 @@ type ConnInfo struct {
 	Peer *sds.Peer
 	// LocalPrincipal is this proxy's SPIFFE ID when Peer is set.
 	LocalPrincipal string
+	// ServerName is the SNI a TLS client asked for (access logs).
+	ServerName string
 }
 
 type connKey struct{}
@@ -88,6 +91,12 @@ type Info struct {
 	// Details is Envoy's response code details for local replies of
 	// filters ("rbac_access_denied_matched_policy[none]", ...).
 	Details string
+	// Request is the downstream request, valid only during Observe
+	// (access logs read its headers).
+	Request *http.Request
+	// UpstreamServiceTime is how long the last upstream attempt took to
+	// return response headers (x-envoy-upstream-service-time).
+	UpstreamServiceTime time.Duration
 }
 
 // Observer receives Info for every request (telemetry, access logs). It

@@ -52,6 +52,9 @@ type Manager struct {
 	// Listen binds listener sockets; nil means net.Listen. Set it before
 	// the first Apply (tests use it to bind inside a network namespace).
 	Listen func(network, addr string) (net.Listener, error)
+	// DrainTimeout bounds how long connections of a listener removed by
+	// a configuration change may finish their requests (default 5s).
+	DrainTimeout time.Duration
 
 	srv   *http.Server
 	queue *connQueue
@@ -67,6 +70,8 @@ type Manager struct {
 	// tcpBound maps tcp_proxy connections to their chain (rebind.go).
 	tcpBound sync.Map
 	wg       sync.WaitGroup
+	// http tracks HTTP connections for draining (drain.go).
+	http httpConns
 }
 
 type boundListener struct {
@@ -83,6 +88,8 @@ type serverConn struct {
 	info  *httpproxy.ConnInfo
 	// bound is the chain current for the latest listener set (rebind.go).
 	bound atomic.Pointer[binding]
+	// drain is the connection's draining state (drain.go).
+	drain connDrain
 }
 
 // NewManager returns a manager serving HTTP through one shared server
@@ -101,7 +108,7 @@ func NewManager(clusters ClusterSource, log *slog.Logger) *Manager {
 			http.Error(w, "no filter chain", http.StatusInternalServerError)
 			return
 		}
-		m.serveCurrent(sc, w, r)
+		m.serveDraining(sc, w, r)
 	})
 	m.srv = &http.Server{
 		Handler:           h2c.NewHandler(dispatch, h2s),
@@ -109,6 +116,7 @@ func NewManager(clusters ClusterSource, log *slog.Logger) *Manager {
 		IdleTimeout:       time.Hour,
 		MaxHeaderBytes:    60 << 10, // Envoy's max_request_headers_kb default
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnState:         m.connState,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if tc, ok := c.(*tls.Conn); ok {
 				c = tc.NetConn()
@@ -152,6 +160,7 @@ func (m *Manager) Apply(ls []*Listener) error {
 		}
 	}
 	m.all.Store(&all)
+	m.drainRemoved(all)
 	m.dropStaleTCP(all)
 	var errs []error
 	for addr, b := range m.bound {
@@ -305,7 +314,8 @@ func (m *Manager) serveConn(c net.Conn, l *Listener) {
 	if chain.TLS == nil {
 		conn = &strictConn{Conn: conn}
 	}
-	var hc net.Conn = &serverConn{Conn: conn, chain: chain, info: info}
+	sc := &serverConn{Conn: conn, chain: chain, info: info}
+	var hc net.Conn = sc
 	if chain.TLS != nil {
 		tc, err := terminateTLS(hc, chain, info)
 		if err != nil {
@@ -319,7 +329,9 @@ func (m *Manager) serveConn(c net.Conn, l *Listener) {
 		}
 		hc = tc
 	}
+	m.trackHTTP(sc)
 	if !m.queue.Push(hc) {
+		sc.Close()
 		c.Close()
 	}
 }

@@ -44,6 +44,7 @@ func terminateTLS(c net.Conn, chain *Chain, info *httpproxy.ConnInfo) (*tls.Conn
 	}
 	c.SetDeadline(time.Time{})
 	info.TLS = true
+	info.ServerName = tc.ConnectionState().ServerName
 	info.Peer = sds.PeerOf(tc.ConnectionState())
 	if info.Peer != nil {
 		info.LocalPrincipal = chain.secrets.Identity()
