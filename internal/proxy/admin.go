@@ -220,6 +220,7 @@ func (p *Proxy) statLines() [][2]string {
 	add("xds.connected", map[bool]int{true: 1, false: 0}[st.Connected])
 	add("server.state", map[bool]int{true: 0, false: 2}[p.Ready()])
 	add("access_log_dropped", p.AccessLogDropped())
+	out = append(out, p.tracingStatLines()...)
 	return out
 }
 

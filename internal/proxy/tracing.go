@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/proxy/httpproxy"
@@ -47,4 +48,19 @@ func (p *Proxy) startTracing() (stop func()) {
 	done := make(chan struct{})
 	go func() { p.tracer.Run(ctx); close(done) }()
 	return func() { cancel(); <-done }
+}
+
+// tracingStatLines are the span export counters (Envoy's
+// tracing.opentelemetry.* stats; dropped and failed are weft's), none
+// when tracing is off.
+func (p *Proxy) tracingStatLines() [][2]string {
+	if p.tracer == nil {
+		return nil
+	}
+	st := p.tracer.Stats()
+	return [][2]string{
+		{"tracing.opentelemetry.spans_sent", strconv.FormatInt(st.Exported, 10)},
+		{"tracing.opentelemetry.spans_dropped", strconv.FormatInt(st.Dropped, 10)},
+		{"tracing.opentelemetry.spans_failed", strconv.FormatInt(st.Failed, 10)},
+	}
 }

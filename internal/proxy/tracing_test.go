@@ -96,7 +96,7 @@ func (c *otlpCollector) all() []tracing.Span {
 // tracedProxy runs a proxy with tracing to col at sampling percent, one
 // HTTP listener routing /fail to an inbound cluster (503) and the rest
 // to an outbound one; the upstream records the headers it received.
-func tracedProxy(t *testing.T, col *otlpCollector, sampling float64) (addr string, seen func() http.Header) {
+func tracedProxy(t *testing.T, col *otlpCollector, sampling float64) (addr string, seen func() http.Header, p *Proxy) {
 	t.Helper()
 	var mu sync.Mutex
 	var last http.Header
@@ -147,7 +147,7 @@ func tracedProxy(t *testing.T, col *otlpCollector, sampling float64) (addr strin
 		mu.Lock()
 		defer mu.Unlock()
 		return last
-	}
+	}, p
 }
 
 func attr(t *testing.T, s tracing.Span, k string) string {
@@ -161,7 +161,7 @@ func attr(t *testing.T, s tracing.Span, k string) string {
 
 func TestTracingW3CJoinsTrace(t *testing.T) {
 	col := newOTLPCollector(t)
-	addr, seen := tracedProxy(t, col, 1)
+	addr, seen, p := tracedProxy(t, col, 1)
 	const trace, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	code, _, _ := get(t, "http://"+addr+"/productpage?u=normal", "Host", "reviews:9080",
 		"traceparent", "00-"+trace+"-"+parent+"-01", "tracestate", "vendor=x", "User-Agent", "trace-test")
@@ -197,6 +197,9 @@ func TestTracingW3CJoinsTrace(t *testing.T) {
 	if got.Get("x-request-id") == "" {
 		t.Error("no x-request-id upstream")
 	}
+	waitFor(t, "spans_sent stat", func() bool {
+		return strings.Contains(adminGet(t, p.Addr("admin"), "/stats?filter=tracing"), "tracing.opentelemetry.spans_sent: 1\n")
+	})
 	st, err := strconv.ParseInt(s.StartTimeUnixNano, 10, 64)
 	en, err2 := strconv.ParseInt(s.EndTimeUnixNano, 10, 64)
 	if err != nil || err2 != nil || en < st || time.Since(time.Unix(0, st)) > time.Minute {
@@ -206,7 +209,7 @@ func TestTracingW3CJoinsTrace(t *testing.T) {
 
 func TestTracingB3(t *testing.T) {
 	col := newOTLPCollector(t)
-	addr, seen := tracedProxy(t, col, 0) // the caller's decision wins over 0%
+	addr, seen, _ := tracedProxy(t, col, 0) // the caller's decision wins over 0%
 	get(t, "http://"+addr+"/", "Host", "reviews:9080", "x-b3-traceid", "463ac35c9f6413ad", "x-b3-spanid", "a2fb4a1d1a96d312", "x-b3-sampled", "1", "x-request-id", "rid-1")
 	got := seen()
 	if got.Get("x-b3-traceid") != "463ac35c9f6413ad" || got.Get("x-b3-parentspanid") != "a2fb4a1d1a96d312" ||
@@ -232,7 +235,7 @@ func TestTracingB3(t *testing.T) {
 
 func TestTracingNewTraceSampled(t *testing.T) {
 	col := newOTLPCollector(t)
-	addr, seen := tracedProxy(t, col, 100)
+	addr, seen, _ := tracedProxy(t, col, 100)
 	get(t, "http://"+addr+"/", "Host", "reviews:9080")
 	got := seen()
 	tid, sid, sampled, ok := tracing.ParseTraceparent(got.Get("traceparent"))
@@ -256,7 +259,7 @@ func TestTracingNewTraceSampled(t *testing.T) {
 
 func TestTracingUnsampled(t *testing.T) {
 	col := newOTLPCollector(t)
-	addr, seen := tracedProxy(t, col, 0)
+	addr, seen, _ := tracedProxy(t, col, 0)
 	for range 20 {
 		get(t, "http://"+addr+"/", "Host", "reviews:9080")
 		got := seen()
@@ -279,7 +282,7 @@ func TestTracingUnsampled(t *testing.T) {
 
 func TestTracingMalformedTraceparent(t *testing.T) {
 	col := newOTLPCollector(t)
-	addr, seen := tracedProxy(t, col, 100)
+	addr, seen, _ := tracedProxy(t, col, 100)
 	for _, bad := range []string{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", "zz-" + strings.Repeat("x", 60), "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "\xff\xfe", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01"} {
 		code, _, _ := get(t, "http://"+addr+"/", "Host", "reviews:9080", "traceparent", bad, "tracestate", "stale=1")
 		if code != 200 {
