@@ -95,8 +95,9 @@ func (c *otlpCollector) all() []tracing.Span {
 
 // tracedProxy runs a proxy with tracing to col at sampling percent, one
 // HTTP listener routing /fail to an inbound cluster (503) and the rest
-// to an outbound one; the upstream records the headers it received.
-func tracedProxy(t *testing.T, col *otlpCollector, sampling float64) (addr string, seen func() http.Header, p *Proxy) {
+// to an outbound one; the upstream (upstreamAddr if given, else a local
+// server) records the headers it received.
+func tracedProxy(t *testing.T, col *otlpCollector, sampling float64, upstreamAddr ...string) (addr string, seen func() http.Header, p *Proxy) {
 	t.Helper()
 	var mu sync.Mutex
 	var last http.Header
@@ -112,6 +113,9 @@ func tracedProxy(t *testing.T, col *otlpCollector, sampling float64) (addr strin
 	}))
 	t.Cleanup(up.Close)
 	upAddr := strings.TrimPrefix(up.URL, "http://")
+	if len(upstreamAddr) > 0 {
+		upAddr = upstreamAddr[0] // another proxy
+	}
 	const out, in = "outbound|9080|v1|reviews.default.svc.cluster.local", "inbound|9080||"
 	rc := xdstest.RouteConfig("9080", out)
 	rc.VirtualHosts[0].Routes = append([]*routev3.Route{route("fail", "/fail", toCluster(in))}, rc.VirtualHosts[0].Routes...)
@@ -296,5 +300,39 @@ func TestTracingMalformedTraceparent(t *testing.T) {
 		if s, _ := col.waitSpan(t, tid.String()); s.ParentSpanID != "" {
 			t.Fatalf("new trace has parent %s", s.ParentSpanID)
 		}
+	}
+}
+
+// TestTracingTwoProxies chains two proxies: each exports its own span of
+// the same trace, the second one's parent being the first one's span.
+func TestTracingTwoProxies(t *testing.T) {
+	col := newOTLPCollector(t)
+	second, seen, _ := tracedProxy(t, col, 0)
+	first, _, _ := tracedProxy(t, col, 100, second)
+	if code, _, _ := get(t, "http://"+first+"/", "Host", "reviews:9080"); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	tid, sid, sampled, ok := tracing.ParseTraceparent(seen().Get("traceparent"))
+	if !ok || !sampled {
+		t.Fatalf("upstream traceparent %q", seen().Get("traceparent"))
+	}
+	var spans []tracing.Span
+	waitFor(t, "two spans", func() bool {
+		spans = nil
+		for _, s := range col.all() {
+			if s.TraceID == tid.String() {
+				spans = append(spans, s)
+			}
+		}
+		return len(spans) == 2
+	})
+	byID := map[string]tracing.Span{spans[0].SpanID: spans[0], spans[1].SpanID: spans[1]}
+	last, ok := byID[sid.String()]
+	if !ok {
+		t.Fatalf("no span is the upstream's parent %s: %+v", sid, spans)
+	}
+	firstSpan, ok := byID[last.ParentSpanID]
+	if !ok || firstSpan.ParentSpanID != "" || firstSpan.SpanID == last.SpanID {
+		t.Fatalf("second proxy's span %+v is not the child of the first's root span (%+v)", last, spans)
 	}
 }
