@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"testing"
@@ -187,5 +188,112 @@ func TestRemovedListenerDrains(t *testing.T) {
 	// The kept listener still serves.
 	if status, body, _ := get(t, "http://"+keep+"/after"); status != 200 || body != "finished" {
 		t.Errorf("kept listener: %d %q", status, body)
+	}
+}
+
+// A tcp_proxy connection of a removed listener keeps working for the
+// drain duration, then is closed.
+func TestRemovedTCPListenerDrains(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	slow := newSlowBackend(t)
+	keep, tcpLis := xdstest.FreeAddr(t), xdstest.FreeAddr(t)
+	res := drainConfig(keep, slow.addr())
+	res.Clusters = append(res.Clusters, xdstest.StaticCluster("outbound|7000||echo.default.svc.cluster.local", echo.Addr().String()))
+	res.Listeners = append(res.Listeners, xdstest.TCPListener("0.0.0.0_7000", tcpLis, "outbound|7000||echo.default.svc.cluster.local"))
+	h := newHarnessWith(t, res, func(c *bootstrap.Config) { c.DrainTimeout = bootstrap.Duration(time.Second) })
+	waitFor(t, "the tcp listener", func() bool { return h.p.ListenerAddr(tcpLis) != "" })
+
+	c, err := net.Dial("tcp", tcpLis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	echoLine := func(s string) (string, error) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, s); err != nil {
+			return "", err
+		}
+		return br.ReadString('\n')
+	}
+	if l, err := echoLine("one\n"); err != nil || l != "one\n" {
+		t.Fatalf("before removal: %q %v", l, err)
+	}
+	res.Listeners = res.Listeners[:1]
+	h.push(res)
+	waitFor(t, "the removed listener to refuse connections", func() bool { return refused(tcpLis) })
+	if l, err := echoLine("two\n"); err != nil || l != "two\n" {
+		t.Fatalf("draining connection cut at removal: %q %v", l, err)
+	}
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("connection not closed at the end of the drain")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("connection still open long after the drain duration")
+	}
+}
+
+// /quitquitquit (Quit) makes Run drain: the in-flight request completes,
+// then Run returns.
+func TestQuitDrainsThenRunReturns(t *testing.T) {
+	slow := newSlowBackend(t)
+	lis := xdstest.FreeAddr(t)
+	cp := xdstest.NewServer(t, "127.0.0.1:0")
+	cp.Set(t, nodeID, "v1", drainConfig(lis, slow.addr()))
+	cfg := bootstrap.Default()
+	cfg.XDSAddress = cp.Addr
+	cfg.Node = bootstrap.Node{ID: nodeID, Cluster: "Kubernetes", Namespace: "default"}
+	cfg.AdminAddress, cfg.ReadyAddress, cfg.StatsAddress = "127.0.0.1:0", "", ""
+	cfg.DrainTimeout = bootstrap.Duration(time.Minute)
+	p, err := New(cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+	waitFor(t, "ready", p.Ready)
+
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	inflight := roundTrip(tr, "http://"+lis+"/slow")
+	slow.waitArrived(t)
+	resp, err := http.Post("http://"+p.Addr("admin")+"/quitquitquit", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitFor(t, "the listener to refuse connections", func() bool { return refused(lis) })
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned with a request in flight: %v", err)
+	default:
+	}
+	close(slow.release)
+	if r := wait(t, inflight); r.err != nil || r.resp.StatusCode != 200 || r.body != "finished" {
+		t.Fatalf("in-flight request: %v %v %q", r.err, r.resp, r.body)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return once the last connection closed")
 	}
 }

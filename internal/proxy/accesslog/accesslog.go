@@ -10,13 +10,12 @@ package accesslog
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"io"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/weftmesh/weft/internal/proxy/httpproxy"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
@@ -25,34 +24,129 @@ import (
 // DefaultQueue is the number of entries buffered before dropping.
 const DefaultQueue = 4096
 
-// Entry is one access log line. Absent values are JSON null, as in
-// Envoy's JSON format; durations are milliseconds.
+// Entry is one access log line. An empty string is written as JSON null,
+// as Envoy's JSON format writes absent values; durations are
+// milliseconds. Entries are built on the request path without
+// allocating pointers; AppendJSON encodes them on the writer goroutine.
 type Entry struct {
-	StartTime                    string  `json:"start_time"`
-	Method                       *string `json:"method"`
-	Path                         *string `json:"path"`
-	Protocol                     *string `json:"protocol"`
-	ResponseCode                 int     `json:"response_code"`
-	ResponseFlags                string  `json:"response_flags"`
-	ResponseCodeDetails          *string `json:"response_code_details"`
-	ConnectionTerminationDetails *string `json:"connection_termination_details"`
-	UpstreamTransportFailure     *string `json:"upstream_transport_failure_reason"`
-	BytesReceived                int64   `json:"bytes_received"`
-	BytesSent                    int64   `json:"bytes_sent"`
-	Duration                     int64   `json:"duration"`
-	UpstreamServiceTime          *string `json:"upstream_service_time"`
-	XForwardedFor                *string `json:"x_forwarded_for"`
-	UserAgent                    *string `json:"user_agent"`
-	RequestID                    *string `json:"request_id"`
-	Authority                    *string `json:"authority"`
-	UpstreamHost                 *string `json:"upstream_host"`
-	UpstreamCluster              *string `json:"upstream_cluster"`
-	UpstreamLocalAddress         *string `json:"upstream_local_address"`
-	DownstreamLocalAddress       *string `json:"downstream_local_address"`
-	DownstreamRemoteAddress      *string `json:"downstream_remote_address"`
-	RequestedServerName          *string `json:"requested_server_name"`
-	RouteName                    *string `json:"route_name"`
+	StartTime                    time.Time
+	Method                       string
+	Path                         string
+	Protocol                     string
+	ResponseCode                 int
+	ResponseFlags                string
+	ResponseCodeDetails          string
+	ConnectionTerminationDetails string
+	UpstreamTransportFailure     string
+	BytesReceived                int64
+	BytesSent                    int64
+	Duration                     time.Duration
+	UpstreamServiceTime          time.Duration // 0: absent
+	XForwardedFor                string
+	UserAgent                    string
+	RequestID                    string
+	Authority                    string
+	UpstreamHost                 string
+	UpstreamCluster              string
+	UpstreamLocalAddress         string
+	DownstreamLocalAddress       string
+	DownstreamRemoteAddress      string
+	RequestedServerName          string
+	RouteName                    string
 }
+
+// AppendJSON appends e as one JSON object (no newline) to b.
+func (e *Entry) AppendJSON(b []byte) []byte {
+	b = append(b, `{"start_time":"`...)
+	b = e.StartTime.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	b = append(b, '"')
+	b = appendStr(b, "method", e.Method)
+	b = appendStr(b, "path", e.Path)
+	b = appendStr(b, "protocol", e.Protocol)
+	b = appendInt(b, "response_code", int64(e.ResponseCode))
+	b = appendStr(b, "response_flags", flags(e.ResponseFlags))
+	b = appendStr(b, "response_code_details", e.ResponseCodeDetails)
+	b = appendStr(b, "connection_termination_details", e.ConnectionTerminationDetails)
+	b = appendStr(b, "upstream_transport_failure_reason", e.UpstreamTransportFailure)
+	b = appendInt(b, "bytes_received", e.BytesReceived)
+	b = appendInt(b, "bytes_sent", e.BytesSent)
+	b = appendInt(b, "duration", e.Duration.Milliseconds())
+	if e.UpstreamServiceTime > 0 {
+		// A header value in Envoy's format, hence a string.
+		b = append(b, `,"upstream_service_time":"`...)
+		b = strconv.AppendInt(b, e.UpstreamServiceTime.Milliseconds(), 10)
+		b = append(b, '"')
+	} else {
+		b = appendStr(b, "upstream_service_time", "")
+	}
+	b = appendStr(b, "x_forwarded_for", e.XForwardedFor)
+	b = appendStr(b, "user_agent", e.UserAgent)
+	b = appendStr(b, "request_id", e.RequestID)
+	b = appendStr(b, "authority", e.Authority)
+	b = appendStr(b, "upstream_host", e.UpstreamHost)
+	b = appendStr(b, "upstream_cluster", e.UpstreamCluster)
+	b = appendStr(b, "upstream_local_address", e.UpstreamLocalAddress)
+	b = appendStr(b, "downstream_local_address", e.DownstreamLocalAddress)
+	b = appendStr(b, "downstream_remote_address", e.DownstreamRemoteAddress)
+	b = appendStr(b, "requested_server_name", e.RequestedServerName)
+	b = appendStr(b, "route_name", e.RouteName)
+	return append(b, '}')
+}
+
+// MarshalJSON implements json.Marshaler.
+func (e Entry) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil), nil }
+
+func appendInt(b []byte, key string, v int64) []byte {
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":`...)
+	return strconv.AppendInt(b, v, 10)
+}
+
+// appendStr appends ,"key":"v" with JSON escaping, or null for "".
+func appendStr(b []byte, key, v string) []byte {
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":`...)
+	if v == "" {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(v); {
+		c := v[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			b = append(b, c)
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(v[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, v[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+const hex = "0123456789abcdef"
 
 // Logger formats and writes entries. It implements httpproxy.Observer and
 // the listener manager's TCP observer. Run owns the writer.
@@ -84,12 +178,15 @@ func (l *Logger) Dropped() int64 { return l.dropped.Load() }
 func (l *Logger) Run(ctx context.Context) {
 	defer close(l.done)
 	bw := bufio.NewWriterSize(l.out, 64<<10)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
+	var line []byte
+	write := func(e *Entry) {
+		line = append(e.AppendJSON(line[:0]), '\n')
+		bw.Write(line)
+	}
 	for {
 		select {
 		case e := <-l.queue:
-			enc.Encode(&e)
+			write(&e)
 			if len(l.queue) == 0 {
 				bw.Flush()
 			}
@@ -97,7 +194,7 @@ func (l *Logger) Run(ctx context.Context) {
 			for {
 				select {
 				case e := <-l.queue:
-					enc.Encode(&e)
+					write(&e)
 				default:
 					bw.Flush()
 					return
@@ -145,40 +242,37 @@ func (l *Logger) TCPClosed(cluster string, host *upstream.Host, conn *httpproxy.
 // set, supplies the request headers.
 func HTTPEntry(in *httpproxy.Info) Entry {
 	e := Entry{
-		StartTime:     formatTime(in.Start),
-		Method:        str(in.Method),
-		Protocol:      str(protocol(in.Protocol)),
-		ResponseCode:  in.Status,
-		ResponseFlags: flags(in.Flags),
-		BytesReceived: in.BytesIn,
-		BytesSent:     in.BytesOut,
-		Duration:      in.Duration.Milliseconds(),
-		Authority:     str(in.Authority),
-		RouteName:     str(in.Route),
-		Path:          str(in.Path),
-	}
-	e.ResponseCodeDetails = str(details(in))
-	if in.UpstreamServiceTime > 0 {
-		e.UpstreamServiceTime = str(strconv.FormatInt(in.UpstreamServiceTime.Milliseconds(), 10))
+		StartTime:           in.Start,
+		Method:              in.Method,
+		Path:                in.Path,
+		Protocol:            protocol(in.Protocol),
+		ResponseCode:        in.Status,
+		ResponseFlags:       in.Flags,
+		ResponseCodeDetails: details(in),
+		BytesReceived:       in.BytesIn,
+		BytesSent:           in.BytesOut,
+		Duration:            in.Duration,
+		UpstreamServiceTime: in.UpstreamServiceTime,
+		Authority:           in.Authority,
+		UpstreamCluster:     in.Cluster,
+		RouteName:           in.Route,
 	}
 	if r := in.Request; r != nil {
+		// %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%: the request target as sent.
 		if p := r.Header.Get("X-Envoy-Original-Path"); p != "" {
-			e.Path = str(p)
-		} else if r.URL != nil {
-			e.Path = str(r.URL.RequestURI())
+			e.Path = p
+		} else if r.RequestURI != "" {
+			e.Path = r.RequestURI
 		}
-		e.XForwardedFor = header(r.Header, "X-Forwarded-For")
-		e.UserAgent = header(r.Header, "User-Agent")
-		e.RequestID = header(r.Header, "X-Request-Id")
+		e.XForwardedFor = r.Header.Get("X-Forwarded-For")
+		e.UserAgent = r.Header.Get("User-Agent")
+		e.RequestID = r.Header.Get("X-Request-Id")
 	}
-	if in.Upstream != nil || in.Cluster != "" {
-		if in.Upstream != nil {
-			e.UpstreamHost = str(in.Upstream.Addr)
-		}
-		e.UpstreamCluster = str(in.Cluster)
+	if in.Upstream != nil {
+		e.UpstreamHost = in.Upstream.Addr
 	}
 	if strContains(in.Flags, httpproxy.FlagConnectFailure) {
-		e.UpstreamTransportFailure = str("connection_failure")
+		e.UpstreamTransportFailure = "connection_failure"
 	}
 	connFields(&e, in.Conn)
 	return e
@@ -187,18 +281,18 @@ func HTTPEntry(in *httpproxy.Info) Entry {
 // TCPEntry builds the entry of one finished tcp_proxy connection.
 func TCPEntry(start time.Time, d time.Duration, cluster string, host *upstream.Host, conn *httpproxy.ConnInfo, fl string, sent, received int64) Entry {
 	e := Entry{
-		StartTime:       formatTime(start),
-		ResponseFlags:   flags(fl),
+		StartTime:       start,
+		ResponseFlags:   fl,
 		BytesReceived:   received,
 		BytesSent:       sent,
-		Duration:        d.Milliseconds(),
-		UpstreamCluster: str(cluster),
+		Duration:        d,
+		UpstreamCluster: cluster,
 	}
 	if host != nil {
-		e.UpstreamHost = str(host.Addr)
+		e.UpstreamHost = host.Addr
 	}
 	if fl == httpproxy.FlagConnectFailure {
-		e.UpstreamTransportFailure = str("connection_failure")
+		e.UpstreamTransportFailure = "connection_failure"
 	}
 	connFields(&e, conn)
 	return e
@@ -208,9 +302,9 @@ func connFields(e *Entry, c *httpproxy.ConnInfo) {
 	if c == nil {
 		return
 	}
-	e.DownstreamLocalAddress = str(c.LocalAddr)
-	e.DownstreamRemoteAddress = str(c.RemoteAddr)
-	e.RequestedServerName = str(c.ServerName)
+	e.DownstreamLocalAddress = c.LocalAddr
+	e.DownstreamRemoteAddress = c.RemoteAddr
+	e.RequestedServerName = c.ServerName
 }
 
 // details is Envoy's %RESPONSE_CODE_DETAILS% for the request.
@@ -289,21 +383,4 @@ func protocol(p string) string {
 		return "HTTP/2"
 	}
 	return p
-}
-
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		t = time.Now()
-	}
-	return t.UTC().Format("2006-01-02T15:04:05.000Z")
-}
-
-func header(h http.Header, name string) *string { return str(h.Get(name)) }
-
-// str returns nil for "" (JSON null) and &s otherwise.
-func str(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }

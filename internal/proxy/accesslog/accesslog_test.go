@@ -48,3 +48,18 @@ func TestEntries(t *testing.T) {
 		t.Errorf("tcp entry %s", tcp)
 	}
 }
+
+// Header values reach the log verbatim but always as valid JSON.
+func TestEscaping(t *testing.T) {
+	for _, v := range []string{`a"b\c`, "tab\there\nnl\x01\x7f", "caf\u00e9 \U0001F600", "bad\xffutf8", "</script>&"} {
+		b := (&Entry{UserAgent: v}).AppendJSON(nil)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%q: invalid JSON %s: %v", v, b, err)
+		}
+		want := strings.ToValidUTF8(v, "\uFFFD")
+		if m["user_agent"] != want {
+			t.Errorf("%q: got %q", v, m["user_agent"])
+		}
+	}
+}

@@ -165,10 +165,7 @@ func (m *Manager) drainRemoved(all map[string]*Listener) {
 	if len(gone) == 0 {
 		return
 	}
-	d := m.DrainTimeout
-	if d <= 0 {
-		d = defaultDrainTimeout
-	}
+	d := m.drainTimeout()
 	for _, sc := range gone {
 		m.log.Debug("listener removed; draining connection", "listener", sc.info.Listener, "remote", sc.info.RemoteAddr)
 		sc.startDrain(true)
@@ -251,4 +248,34 @@ func (m *Manager) Draining() bool {
 	m.http.mu.Lock()
 	defer m.http.mu.Unlock()
 	return m.http.draining
+}
+
+// listenerRemoved reports whether all has no listener called name.
+func (m *Manager) listenerRemoved(all map[string]*Listener, name string) bool {
+	for _, l := range all {
+		if l.Name == name {
+			return false
+		}
+	}
+	return true
+}
+
+// drainTCP lets a tcp_proxy connection of a removed listener run for the
+// drain duration, then closes it (Envoy closes them when the drain ends).
+func (m *Manager) drainTCP(c net.Conn, listener string) {
+	if _, loaded := m.tcpDraining.LoadOrStore(c, true); loaded {
+		return
+	}
+	m.log.Debug("listener removed; draining TCP connection", "listener", listener)
+	time.AfterFunc(m.drainTimeout(), func() {
+		c.Close()
+		m.tcpDraining.Delete(c)
+	})
+}
+
+func (m *Manager) drainTimeout() time.Duration {
+	if m.DrainTimeout > 0 {
+		return m.DrainTimeout
+	}
+	return defaultDrainTimeout
 }

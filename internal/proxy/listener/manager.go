@@ -72,6 +72,9 @@ type Manager struct {
 	wg       sync.WaitGroup
 	// http tracks HTTP connections for draining (drain.go).
 	http httpConns
+	// tcpDraining are tcp_proxy connections of removed listeners
+	// (drain.go).
+	tcpDraining sync.Map
 }
 
 type boundListener struct {

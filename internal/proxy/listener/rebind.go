@@ -72,10 +72,10 @@ type tcpBinding struct {
 // proxyTCP runs tcp_proxy for a connection of chain, registered so that a
 // configuration removing the chain closes it (dropStaleTCP).
 func (m *Manager) proxyTCP(conn, raw net.Conn, chain *Chain, info *httpproxy.ConnInfo) {
-	if chain.Name != "" {
-		m.tcpBound.Store(raw, tcpBinding{listener: info.Listener, chain: chain.Name, tls: chain.TLS != nil})
-		defer m.tcpBound.Delete(raw)
-	}
+	// Unnamed chains are tracked too, so that removing their listener
+	// drains them (drain.go).
+	m.tcpBound.Store(raw, tcpBinding{listener: info.Listener, chain: chain.Name, tls: chain.TLS != nil})
+	defer m.tcpBound.Delete(raw)
 	m.tcpProxy(conn, raw, chain.TCP, info)
 }
 
@@ -97,6 +97,13 @@ func (m *Manager) dropStaleTCP(all map[string]*Listener) {
 			if c := l.Default; c != nil && c.Name == b.chain && (c.TLS != nil) == b.tls && c.TCP != nil {
 				return true
 			}
+		}
+		if m.listenerRemoved(all, b.listener) {
+			m.drainTCP(k.(net.Conn), b.listener)
+			return true
+		}
+		if b.chain == "" {
+			return true // an unnamed chain cannot be matched by name; it lives as long as its listener
 		}
 		m.log.Debug("filter chain removed by a configuration change; closing TCP connection", "listener", b.listener, "chain", b.chain)
 		go k.(net.Conn).Close() // a TLS close_notify may block; not under the manager lock
