@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/proxy/xdstest"
@@ -219,5 +222,45 @@ func (s *slowBackend) waitArrived(t *testing.T) {
 	case <-s.arrived:
 	case <-time.After(10 * time.Second):
 		t.Fatal("request never reached the backend")
+	}
+}
+
+// TLS passthrough: the SNI seen by tls_inspector is requested_server_name.
+func TestAccessLogSNI(t *testing.T) {
+	sink, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	go func() {
+		for {
+			c, err := sink.Accept()
+			if err != nil {
+				return
+			}
+			go func() { c.Read(make([]byte, 4096)); c.Close() }() // read the ClientHello, hang up
+		}
+	}()
+	lis := xdstest.FreeAddr(t)
+	l := xdstest.TCPListener("0.0.0.0_443", lis, "outbound|443||secure.example.com")
+	l.ListenerFilters = []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.tls_inspector"}}
+	res := xdstest.Resources{
+		Clusters:  []*clusterT{xdstest.StaticCluster("outbound|443||secure.example.com", sink.Addr().String())},
+		Listeners: []*listenerv3.Listener{l},
+	}
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	newHarnessWith(t, res, func(c *bootstrap.Config) { c.AccessLog = logPath })
+	c, err := net.Dial("tcp", lis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	tls.Client(c, &tls.Config{ServerName: "secure.example.com", InsecureSkipVerify: true}).Handshake() // fails: the sink hangs up
+	c.Close()
+	line := waitLine(t, logPath, "the TLS passthrough line", func(l map[string]any) bool {
+		return l["upstream_cluster"] == "outbound|443||secure.example.com"
+	})
+	if line["requested_server_name"] != "secure.example.com" {
+		t.Errorf("requested_server_name %v in %v", line["requested_server_name"], line)
 	}
 }

@@ -282,6 +282,7 @@ func (m *Manager) serveConn(c net.Conn, l *Listener) {
 		}
 	}
 	facts := connFacts{in: in}
+	info.ServerName = in.serverName // SNI seen by tls_inspector (access logs)
 	facts.local, _ = netip.ParseAddrPort(info.LocalAddr)
 	if !facts.local.IsValid() { // a host name target: match by port
 		if _, p, err := net.SplitHostPort(info.LocalAddr); err == nil {
