@@ -26,7 +26,6 @@ const defaultDrainTimeout = 5 * time.Second
 type connDrain struct {
 	inflight atomic.Int32
 	idle     atomic.Bool // HTTP/1.1 between requests (ConnState)
-	h2       atomic.Bool
 	draining atomic.Bool
 	// removed: the connection's listener is gone; requests are served by
 	// the chain the connection last used.
@@ -89,7 +88,11 @@ func (sc *serverConn) startDrain(removed bool) {
 	if sc.drain.draining.Swap(true) {
 		return
 	}
-	if sc.drain.inflight.Load() == 0 && (sc.drain.idle.Load() || sc.drain.h2.Load()) {
+	// An idle HTTP/1.1 connection is closed now. HTTP/2 connections are
+	// not: a stream may be arriving, and a GOAWAY (from Shutdown, or from
+	// the Connection: close of the next response) lets the server close
+	// them cleanly once their streams end; the deadline closes the rest.
+	if sc.drain.inflight.Load() == 0 && sc.drain.idle.Load() {
 		sc.Close()
 	}
 }
@@ -97,21 +100,8 @@ func (sc *serverConn) startDrain(removed bool) {
 // serveDraining serves r on sc, counting it in flight and asking the
 // client to close a draining connection.
 func (m *Manager) serveDraining(sc *serverConn, w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor == 2 {
-		sc.drain.h2.Store(true)
-	}
 	sc.drain.inflight.Add(1)
-	defer func() {
-		if sc.drain.inflight.Add(-1) == 0 && sc.drain.h2.Load() && sc.drain.draining.Load() {
-			// The stream ends once the server has written its last frame;
-			// give it that moment, then close the drained connection.
-			time.AfterFunc(100*time.Millisecond, func() {
-				if sc.drain.inflight.Load() == 0 {
-					sc.Close()
-				}
-			})
-		}
-	}()
+	defer sc.drain.inflight.Add(-1)
 	if sc.drain.draining.Load() {
 		w.Header().Set("Connection", "close")
 		if sc.drain.removed.Load() {
