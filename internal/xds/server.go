@@ -29,6 +29,12 @@
 //   - Snapshots hold each resource as its interned encoding: generated
 //     objects are freed right away, proxies with identical resources share
 //     one copy, and responses are not marshaled a second time.
+//   - A generator that shares work (translate.Cache) returns one
+//     *translate.Resources to all proxies it cannot tell apart (typically
+//     the sidecars of a namespace); the server then builds that snapshot
+//     once per model version and hands it to all of them (builtMemo), so a
+//     push costs one generation and one encoding per distinct
+//     configuration, plus go-control-plane's per-proxy response work.
 package xds
 
 import (
