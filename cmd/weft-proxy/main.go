@@ -25,6 +25,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "init" {
+		return runInit(args[1:], os.Stdout)
+	}
 	cfg := bootstrap.Default()
 	fs := flag.NewFlagSet("weft-proxy", flag.ContinueOnError)
 	file := fs.String("bootstrap", "", "bootstrap file (JSON or YAML); flags given explicitly override it")
