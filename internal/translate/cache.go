@@ -3,6 +3,7 @@ package translate
 import (
 	"sync"
 
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 
 	"github.com/weftmesh/weft/internal/model"
@@ -24,6 +25,15 @@ type Cache struct {
 	cla   map[claKey]*endpoint.ClusterLoadAssignment
 	facts *snapFacts
 	keyed map[proxyKey]*keyedEntry
+	// clusters are the outbound clusters of targets without a
+	// DestinationRule: the same for every proxy that sees the service.
+	clusters map[clusterKey]*cluster.Cluster
+}
+
+// clusterKey identifies an outbound cluster without a DestinationRule.
+type clusterKey struct {
+	name    string
+	service *model.Service
 }
 
 // keyedEntry is the shared output for one proxyKey.
@@ -108,7 +118,29 @@ func (c *Cache) use(snap *model.Snapshot) bool {
 	c.snap, c.facts = snap, nil
 	c.cla = map[claKey]*endpoint.ClusterLoadAssignment{}
 	c.keyed = map[proxyKey]*keyedEntry{}
+	c.clusters = map[clusterKey]*cluster.Cluster{}
 	return true
+}
+
+// outboundCluster returns outboundCluster(t, eps) for a target without a
+// DestinationRule, computed once per snapshot. The result is shared.
+func (c *Cache) outboundCluster(snap *model.Snapshot, t *target, eps endpointSource) *cluster.Cluster {
+	key := clusterKey{name: t.name, service: t.service}
+	c.mu.Lock()
+	if c.snap == snap {
+		if cl := c.clusters[key]; cl != nil {
+			c.mu.Unlock()
+			return cl
+		}
+	}
+	c.mu.Unlock()
+	cl := outboundCluster(t, eps)
+	c.mu.Lock()
+	if c.use(snap) {
+		c.clusters[key] = cl
+	}
+	c.mu.Unlock()
+	return cl
 }
 
 // lookup returns the cached assignment for key in snap, or nil.

@@ -77,13 +77,21 @@ func (t *target) passthroughLB() bool {
 // outboundClusters builds the clusters of targets. A traffic policy that
 // would make a cluster invalid is dropped (the target falls back to
 // Istio's defaults) and reported.
-func outboundClusters(targets []target, eps endpointSource, diags *diagnostics) []*cluster.Cluster {
+//
+// shared, if not nil, returns the cluster of a target without a
+// DestinationRule, which is the same for every proxy (see
+// Cache.outboundCluster); the caller must not modify such clusters.
+func outboundClusters(targets []target, eps endpointSource, diags *diagnostics, shared func(*target) *cluster.Cluster) []*cluster.Cluster {
 	out := make([]*cluster.Cluster, 0, len(targets))
 	// Only DestinationRule settings can make a cluster invalid; each
 	// distinct policy is checked once.
 	checked := map[policy]error{}
 	for i := range targets {
 		t := &targets[i]
+		if t.rule == nil && shared != nil {
+			out = append(out, shared(t))
+			continue
+		}
 		c := outboundCluster(t, eps)
 		if t.rule == nil {
 			out = append(out, c)

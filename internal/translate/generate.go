@@ -3,6 +3,8 @@ package translate
 import (
 	"sort"
 
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+
 	"github.com/weftmesh/weft/internal/model"
 )
 
@@ -30,7 +32,13 @@ func generate(snap *model.Snapshot, proxy *model.Proxy, shared *Cache) *Resource
 	}
 
 	r := &Resources{}
-	r.Clusters = outboundClusters(targets, eps, diags)
+	var sharedCluster func(*target) *cluster.Cluster
+	if shared != nil && proxy.Generator != model.GeneratorGRPC {
+		// grpcClusters rewrites clusters in place: gRPC proxies get
+		// their own.
+		sharedCluster = func(t *target) *cluster.Cluster { return shared.outboundCluster(snap, t, eps) }
+	}
+	r.Clusters = outboundClusters(targets, eps, diags, sharedCluster)
 	r.Endpoints = shared.loadAssignments(snap, targets, eps, proxy.Metadata[MetadataLocality], peerAuthentications(snap))
 	switch {
 	case proxy.Generator == model.GeneratorGRPC:
