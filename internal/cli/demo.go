@@ -38,9 +38,10 @@ group and gets SIGTERM, then SIGKILL after --stop-grace.`,
   weft apply -f examples/bookinfo/tasks/virtual-service-all-v1.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if transparent {
-				return errors.New("demo: --transparent (network namespaces and iptables, as root) is not implemented yet; run without it")
+			if transparent && os.Geteuid() != 0 {
+				return errors.New("demo: --transparent needs root (network namespaces and iptables); run it with sudo, or without --transparent for the unprivileged local mode")
 			}
+			opts.Transparent = transparent
 			opts.Out = env.Out
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -60,6 +61,6 @@ group and gets SIGTERM, then SIGKILL after --stop-grace.`,
 	f.Uint8Var(&opts.AddressBlock, "address-block", 0, "put workloads on 127.0.N.X and their forward proxies on 127.0.N+1.X (with other ports, two demos can run side by side)")
 	f.DurationVar(&opts.ReadyTimeout, "ready-timeout", 60*time.Second, "how long to wait for the mesh to be ready")
 	f.DurationVar(&opts.StopGrace, "stop-grace", 10*time.Second, "how long each process may take to exit after SIGTERM")
-	f.BoolVar(&transparent, "transparent", false, "as root: network namespaces with iptables interception (not implemented yet)")
+	f.BoolVar(&transparent, "transparent", false, "as root: each workload in a network namespace with iptables interception (weft-proxy init), no HTTP_PROXY")
 	return cmd
 }

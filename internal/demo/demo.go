@@ -56,6 +56,10 @@ type Options struct {
 	StopGrace time.Duration
 	// Out receives progress and the summary (default: discarded).
 	Out io.Writer
+	// Transparent runs every workload in a network namespace of its own
+	// with iptables interception instead of on loopback (root only; see
+	// transparent.go).
+	Transparent bool
 }
 
 func (o *Options) setDefaults() {
@@ -166,6 +170,9 @@ type Demo struct {
 	failed   chan struct{}
 	failOnce sync.Once
 	failure  error
+	// teardown runs after the children have stopped (transparent mode:
+	// relays, namespaces, copies).
+	teardown []func()
 }
 
 // Info returns where the demo's pieces are.
@@ -251,6 +258,20 @@ func Start(ctx context.Context, opts Options) (_ *Demo, err error) {
 	bootDir := filepath.Join(opts.StateDir, "bootstrap")
 	if err := os.MkdirAll(bootDir, 0o755); err != nil {
 		return nil, err
+	}
+	if opts.Transparent {
+		defer func() {
+			if err != nil {
+				d.Stop()
+			}
+		}()
+		if err := startTransparent(ctx, d, bins); err != nil {
+			return nil, err
+		}
+		for _, c := range d.children {
+			go d.watch(c)
+		}
+		return d, nil
 	}
 	if err := WriteConfig(d.info.ConfigDir, opts.GatewayPort, opts.AddressBlock); err != nil {
 		return nil, err
@@ -526,6 +547,9 @@ func (d *Demo) Stop() {
 		wg.Wait()
 		if len(d.children) > 0 {
 			d.children[0].stop(d.opts.StopGrace)
+		}
+		for _, f := range d.teardown {
+			f()
 		}
 	})
 }

@@ -1,0 +1,488 @@
+//go:build linux
+
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// Transparent mode (`weft demo --transparent`, root only) runs the same
+// mesh the way a cluster does: each workload in a network namespace of its
+// own with Istio's iptables interception (`weft-proxy init`), its sidecar
+// as uid 1337 and its application as another uid without HTTP_PROXY,
+// calling http://reviews:9080, which the namespace's hosts file maps to the
+// service's ServiceEntry address. The namespaces hang off a bridge in an
+// "infra" namespace (10.200.0.1/24) where weftd and the ingress gateway
+// run; the host reaches weftd's admin API and the gateway on 127.0.0.1
+// through relays of the weft process. Nothing is configured in the root
+// namespace; Stop removes every namespace, /etc/netns directory and copy.
+const (
+	transparentSubnet = "10.200.0"
+	transparentInfra  = transparentSubnet + ".1"
+	// appUID runs the applications (any uid but the proxy's).
+	appUID   = 1000
+	proxyUID = 1337
+)
+
+// podAddress is the workload's pod IP in transparent mode.
+func podAddress(w Workload) string {
+	return transparentSubnet + "." + w.Address[strings.LastIndex(w.Address, ".")+1:]
+}
+
+// serviceVIP is the ServiceEntry address of the i-th service.
+func serviceVIP(i int) string { return fmt.Sprintf("10.200.1.%d", i+1) }
+
+// netTopology is the namespaces, bridge and files of a transparent demo.
+type netTopology struct {
+	prefix string
+	infra  string
+	pods   map[string]string // workload name -> namespace
+	made   []string          // namespaces created, for teardown
+	binDir string            // binaries copied where uid 1337 can run them
+}
+
+func (t *netTopology) podNS(w Workload) string { return t.prefix + w.Name }
+
+// teardown removes everything setup created; safe after a partial setup.
+func (t *netTopology) teardown() {
+	for i := len(t.made) - 1; i >= 0; i-- {
+		exec.Command("ip", "netns", "del", t.made[i]).Run()
+		os.RemoveAll(filepath.Join("/etc/netns", t.made[i]))
+	}
+	t.made = nil
+	if t.binDir != "" {
+		os.RemoveAll(t.binDir)
+	}
+}
+
+func (t *netTopology) addNS(name string) error {
+	exec.Command("ip", "netns", "del", name).Run() // a leftover of a killed run
+	if err := ipCmd("ip", "netns", "add", name); err != nil {
+		return err
+	}
+	t.made = append(t.made, name)
+	return ipCmd("ip", "-n", name, "link", "set", "lo", "up")
+}
+
+// setup creates the infra namespace with its bridge and one namespace per
+// workload with a veth on the bridge, a default route, a hosts file and
+// the interception rules (weft-proxy init, run from proxyBin).
+func (t *netTopology) setup(workloads []Workload, hosts, proxyBin string) error {
+	if err := t.addNS(t.infra); err != nil {
+		return err
+	}
+	for _, args := range [][]string{
+		{"link", "add", "br0", "type", "bridge"},
+		{"addr", "add", transparentInfra + "/24", "dev", "br0"},
+		{"link", "set", "br0", "up"},
+	} {
+		if err := ipCmd(append([]string{"ip", "-n", t.infra}, args...)...); err != nil {
+			return err
+		}
+	}
+	for i, w := range workloads {
+		ns := t.podNS(w)
+		if err := t.addNS(ns); err != nil {
+			return err
+		}
+		veth := fmt.Sprintf("veth%d", i)
+		for _, args := range [][]string{
+			{"ip", "-n", t.infra, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
+			{"ip", "-n", t.infra, "link", "set", veth, "master", "br0", "up"},
+			{"ip", "-n", ns, "addr", "add", podAddress(w) + "/24", "dev", "eth0"},
+			{"ip", "-n", ns, "link", "set", "eth0", "up"},
+			{"ip", "-n", ns, "route", "add", "default", "via", transparentInfra},
+		} {
+			if err := ipCmd(args...); err != nil {
+				return fmt.Errorf("%s: %w", w.Name, err)
+			}
+		}
+		dir := filepath.Join("/etc/netns", ns)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(hosts), 0o644); err != nil {
+			return err
+		}
+		if err := ipCmd("ip", "netns", "exec", ns, proxyBin, "init", "--proxy-uid", strconv.Itoa(proxyUID), "--proxy-gid", strconv.Itoa(proxyUID), "--ipv6", "false"); err != nil {
+			return fmt.Errorf("%s: interception rules: %w", w.Name, err)
+		}
+	}
+	return nil
+}
+
+// transparentHosts is the pods' /etc/hosts: service names to VIPs.
+func transparentHosts() string {
+	var b strings.Builder
+	b.WriteString("127.0.0.1 localhost\n::1 localhost\n")
+	for i, s := range Services {
+		fmt.Fprintf(&b, "%s %s %s.%s %s.%s.svc.cluster.local\n", serviceVIP(i), s.Name, s.Name, Namespace, s.Name, Namespace)
+	}
+	return b.String()
+}
+
+var transparentServices = template.Must(template.New("services").Parse(`# The demo's services and workloads in transparent mode: a ServiceEntry
+# per service with a virtual address (the pods' hosts files map the
+# service names to it) and a WorkloadEntry per workload on its pod IP.
+# No Sidecars: iptables sends the traffic to the proxies.
+# Generated by "weft demo --transparent"; weftd watches this directory.
+{{- range $i, $s := .Services}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: {{$s.Name}}
+  namespace: {{$.Namespace}}
+  labels:
+    app: {{$s.Name}}
+spec:
+  hosts:
+  - {{$s.Name}}.{{$.Namespace}}.svc.cluster.local
+  addresses:
+  - {{index $.VIPs $i}}
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - number: {{$s.Port}}
+    name: http
+    protocol: HTTP
+  workloadSelector:
+    labels:
+      app: {{$s.Name}}
+{{- end}}
+{{- range .Workloads}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: {{.Name}}
+  namespace: {{$.Namespace}}
+spec:
+  address: {{.Address}}
+  serviceAccount: {{.ServiceAccount}}
+  labels:
+    app: {{.App}}
+    version: {{.Version}}
+    security.istio.io/tlsMode: istio
+{{- end}}
+`))
+
+// TransparentWorkloads are [Workloads] with pod IPs as addresses and the
+// applications listening on their service port on all addresses.
+func TransparentWorkloads() []Workload {
+	var out []Workload
+	for _, w := range Workloads(0) {
+		w.Address = podAddress(w)
+		w.EgressAddress = ""
+		w.AppPort = w.Port
+		if i := slices.Index(w.Args, "--listen"); i >= 0 {
+			w.Args = slices.Clone(w.Args)
+			w.Args[i+1] = hostPort("0.0.0.0", w.Port)
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// writeTransparentConfig writes the transparent mode's Istio configuration:
+// its own services.yaml and the shared DestinationRules and Gateway.
+func writeTransparentConfig(dir string, gatewayPort int) error {
+	files, err := ConfigFiles(gatewayPort, 0)
+	if err != nil {
+		return err
+	}
+	delete(files, "sidecars.yaml")
+	data := struct {
+		Namespace string
+		Services  []Service
+		VIPs      []string
+		Workloads []Workload
+	}{Namespace: Namespace, Services: Services}
+	for i := range Services {
+		data.VIPs = append(data.VIPs, serviceVIP(i))
+	}
+	for _, w := range TransparentWorkloads() {
+		if w.Port != 0 {
+			data.Workloads = append(data.Workloads, w)
+		}
+	}
+	var b strings.Builder
+	if err := transparentServices.Execute(&b, data); err != nil {
+		return err
+	}
+	files["services.yaml"] = []byte(b.String())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for n, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), content, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyBinaries copies the binaries into a new world-readable directory:
+// the proxy (uid 1337) and the apps cannot run them from a 0700 home.
+func copyBinaries(bins map[string]string) (string, map[string]string, error) {
+	dir, err := os.MkdirTemp("", "weft-demo-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return dir, nil, err
+	}
+	out := map[string]string{}
+	for name, src := range bins {
+		dst := filepath.Join(dir, name)
+		if err := copyFile(src, dst); err != nil {
+			return dir, nil, err
+		}
+		out[name] = dst
+	}
+	return dir, out, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// appEnvNoProxy is the application's environment without any proxy variable.
+func appEnvNoProxy() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(k) {
+		case "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// asUser wraps argv to run as uid (and gid) in namespace ns.
+func asUser(ns string, uid int, argv ...string) []string {
+	id := strconv.Itoa(uid)
+	return append([]string{"netns", "exec", ns, "setpriv", "--reuid", id, "--regid", id, "--clear-groups"}, argv...)
+}
+
+// startTransparent is [Start] for transparent mode.
+func startTransparent(ctx context.Context, d *Demo, bins map[string]string) (err error) {
+	opts := d.opts
+	if os.Geteuid() != 0 {
+		return errNotRoot
+	}
+	for _, tool := range []string{"ip", "iptables-restore", "setpriv"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("demo: --transparent needs %s (Debian: apt-get install iproute2 iptables util-linux)", tool)
+		}
+	}
+	ipBin, _ := exec.LookPath("ip")
+	id := strconv.Itoa(os.Getpid() % 100000)
+	topo := &netTopology{prefix: "weft" + id + "-", infra: "weft" + id + "-infra"}
+	d.teardown = append(d.teardown, topo.teardown)
+	// Everything the proxies (uid 1337) read must be reachable by them.
+	if err := os.Chmod(opts.StateDir, 0o755); err != nil {
+		return err
+	}
+	var copies map[string]string
+	if topo.binDir, copies, err = copyBinaries(bins); err != nil {
+		return err
+	}
+	if err := writeTransparentConfig(d.info.ConfigDir, opts.GatewayPort); err != nil {
+		return err
+	}
+	workloads := TransparentWorkloads()
+	begin := time.Now()
+	d.out.printf("weft demo --transparent: network namespaces %s* (logs in %s)\n", topo.prefix, d.info.LogDir)
+	if err := topo.setup(workloads, transparentHosts(), copies["weft-proxy"]); err != nil {
+		return err
+	}
+	d.out.printf("  ready  %-22s %5.1fs  bridge %s/24 in %s, %d pod namespaces with iptables interception\n", "network", time.Since(begin).Seconds(), transparentInfra, topo.infra, len(workloads))
+
+	// Relays from the host's loopback to weftd's admin API and the gateway.
+	for _, port := range []int{opts.AdminPort, opts.GatewayPort} {
+		f, err := startForwarder(hostPort("127.0.0.1", uint32(port)), topo.infra, hostPort(transparentInfra, uint32(port)))
+		if err != nil {
+			return err
+		}
+		d.teardown = append([]func(){f.Close}, d.teardown...)
+	}
+	d.info.XDS = hostPort(transparentInfra, uint32(opts.XDSPort)) + " (in namespace " + topo.infra + ")"
+	xds := hostPort(transparentInfra, uint32(opts.XDSPort))
+
+	ctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
+	defer cancel()
+	if err := d.start("weftd", ipBin, []string{"netns", "exec", topo.infra, copies["weftd"],
+		"--config-dir", d.info.ConfigDir, "--listen-address", transparentInfra,
+		"--xds-port", strconv.Itoa(opts.XDSPort), "--admin-port", strconv.Itoa(opts.AdminPort),
+		"--secure-xds-port", strconv.Itoa(opts.SecureXDSPort), "--ca-dir", filepath.Join(opts.StateDir, "ca"),
+	}, nil); err != nil {
+		return err
+	}
+	if err := d.waitReady(ctx, "weftd", "http://"+d.info.WeftdAdmin+"/healthz", begin,
+		fmt.Sprintf("xDS %s, admin http://%s", xds, d.info.WeftdAdmin)); err != nil {
+		return err
+	}
+	bootDir := filepath.Join(opts.StateDir, "bootstrap")
+
+	type readiness struct{ name, ns, url, detail string }
+	var waits []readiness
+	for _, w := range workloads {
+		ns := topo.podNS(w)
+		if w.Binary != "" {
+			if err := d.start(w.Name, ipBin, asUser(ns, appUID, append([]string{copies[w.Binary]}, w.Args...)...), appEnvNoProxy()); err != nil {
+				return err
+			}
+			d.info.Apps[w.Name] = filepath.Join(d.info.LogDir, w.Name+".log")
+		}
+		p, err := d.startNSProxy(ipBin, copies["weft-proxy"], bootDir, xds, ns, proxyUID, proxyNode{
+			id:        fmt.Sprintf("sidecar~%s~%s.%s~%s.svc.cluster.local", w.Address, w.Name, Namespace, Namespace),
+			name:      w.Name + "-sidecar",
+			workload:  w.Name,
+			namespace: Namespace,
+			labels:    w.Labels(),
+			sa:        w.ServiceAccount,
+			address:   w.Address,
+		})
+		if err != nil {
+			return err
+		}
+		p.Name = w.Name
+		d.info.Proxies = append(d.info.Proxies, p)
+		waits = append(waits, readiness{w.Name + " sidecar", ns, "http://" + p.Ready + "/healthz/ready", "pod " + w.Address + " in " + ns})
+	}
+	gw, err := d.startNSProxy(ipBin, copies["weft-proxy"], bootDir, xds, topo.infra, 0, proxyNode{
+		id:        fmt.Sprintf("router~%s~istio-ingressgateway.%s~%s.svc.cluster.local", transparentInfra, GatewayNamespace, GatewayNamespace),
+		name:      "istio-ingressgateway",
+		workload:  "istio-ingressgateway",
+		namespace: GatewayNamespace,
+		labels:    map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"},
+		sa:        "istio-ingressgateway-service-account",
+		address:   transparentInfra,
+	})
+	if err != nil {
+		return err
+	}
+	gw.Name = "istio-ingressgateway"
+	d.info.Proxies = append([]Proxy{gw}, d.info.Proxies...)
+	waits = append(waits, readiness{"ingress gateway", topo.infra, "http://" + gw.Ready + "/healthz/ready", "serves " + d.info.Gateway + " (relayed to " + topo.infra + ")"})
+
+	errs := make(chan error, len(waits))
+	for _, r := range waits {
+		go func() { errs <- d.waitReadyIn(ctx, r.ns, r.name, r.url, begin, r.detail) }()
+	}
+	var firstErr error
+	for range waits {
+		if err := <-errs; err != nil && firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	return d.waitProductPage(ctx, begin)
+}
+
+// startNSProxy writes a bootstrap for n (addresses in its namespace, the
+// CA on the infra address) and starts weft-proxy in namespace ns as uid
+// (0: root, for the gateway).
+func (d *Demo) startNSProxy(ipBin, proxyBin, bootDir, xds, ns string, uid int, n proxyNode) (Proxy, error) {
+	p := Proxy{
+		Admin: hostPort(n.address, uint32(d.opts.ProxyAdminPort)),
+		Ready: hostPort(n.address, uint32(d.opts.ProxyReadyPort)),
+		Stats: hostPort(n.address, uint32(d.opts.ProxyStatsPort)),
+		Log:   filepath.Join(d.info.LogDir, n.name+".log"),
+	}
+	boot := map[string]any{
+		"xdsAddress":   xds,
+		"adminAddress": p.Admin,
+		"readyAddress": p.Ready,
+		"statsAddress": p.Stats,
+		"drainTimeout": "2s",
+		"node": map[string]any{
+			"id": n.id, "cluster": "Kubernetes", "namespace": n.namespace, "workload": n.workload,
+			"labels": n.labels, "serviceAccount": n.sa, "instanceIPs": []string{n.address}, "metadata": n.metadata,
+		},
+	}
+	ca, err := d.workloadIdentity(bootDir, n) // identity.go
+	if err != nil {
+		return p, err
+	}
+	if ca != nil {
+		ca["address"] = hostPort(transparentInfra, uint32(d.opts.SecureXDSPort))
+		ca["rootURL"] = "http://" + hostPort(transparentInfra, uint32(d.opts.AdminPort)) + "/api/v1/ca/root"
+		if tok, ok := ca["tokenFile"].(string); ok && uid != 0 {
+			if err := os.Chown(tok, uid, uid); err != nil {
+				return p, err
+			}
+		}
+		boot["ca"] = ca
+	}
+	b, err := jsonIndent(boot)
+	if err != nil {
+		return p, err
+	}
+	file := filepath.Join(bootDir, n.name+".json")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		return p, err
+	}
+	args := []string{"netns", "exec", ns, proxyBin, "--bootstrap", file}
+	if uid != 0 {
+		args = asUser(ns, uid, proxyBin, "--bootstrap", file)
+	}
+	return p, d.start(n.name, ipBin, args, nil)
+}
+
+// waitReadyIn is waitReady for a URL inside namespace ns.
+func (d *Demo) waitReadyIn(ctx context.Context, ns, name, url string, begin time.Time, detail string) error {
+	client := nsClient(ns)
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				d.out.printf("  ready  %-22s %5.1fs  %s\n", name, time.Since(begin).Seconds(), detail)
+				return nil
+			}
+		}
+		if err := d.deadChild(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %s (GET %s in namespace %s: %v); see the logs in %s", name, d.opts.ReadyTimeout, url, ns, describe(resp, err), d.info.LogDir)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func jsonIndent(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }

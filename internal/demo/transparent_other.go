@@ -1,0 +1,13 @@
+//go:build !linux
+
+package demo
+
+import (
+	"context"
+	"errors"
+)
+
+// startTransparent is only available on Linux (network namespaces).
+func startTransparent(context.Context, *Demo, map[string]string) error {
+	return errors.New("demo: --transparent needs Linux network namespaces and iptables")
+}
