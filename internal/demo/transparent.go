@@ -236,8 +236,9 @@ func writeTransparentConfig(dir string, gatewayPort int) error {
 
 // copyBinaries copies the binaries into a new world-readable directory:
 // the proxy (uid 1337) and the apps cannot run them from a 0700 home.
+// The directory also receives the proxies' bootstrap files.
 func copyBinaries(bins map[string]string) (string, map[string]string, error) {
-	dir, err := os.MkdirTemp("", "weft-demo-bin-")
+	dir, err := os.MkdirTemp("", "weft-demo-run-")
 	if err != nil {
 		return "", nil, err
 	}
@@ -307,10 +308,6 @@ func startTransparent(ctx context.Context, d *Demo, bins map[string]string) (err
 	id := strconv.Itoa(os.Getpid() % 100000)
 	topo := &netTopology{prefix: "weft" + id + "-", infra: "weft" + id + "-infra"}
 	d.teardown = append(d.teardown, topo.teardown)
-	// Everything the proxies (uid 1337) read must be reachable by them.
-	if err := os.Chmod(opts.StateDir, 0o755); err != nil {
-		return err
-	}
 	var copies map[string]string
 	if topo.binDir, copies, err = copyBinaries(bins); err != nil {
 		return err
@@ -350,7 +347,12 @@ func startTransparent(ctx context.Context, d *Demo, bins map[string]string) (err
 		fmt.Sprintf("xDS %s, admin http://%s", xds, d.info.WeftdAdmin)); err != nil {
 		return err
 	}
-	bootDir := filepath.Join(opts.StateDir, "bootstrap")
+	// The proxies (uid 1337) read their bootstrap files: keep them next to
+	// the binary copies, out of a possibly private state directory.
+	bootDir := filepath.Join(topo.binDir, "bootstrap")
+	if err := os.Mkdir(bootDir, 0o755); err != nil {
+		return err
+	}
 
 	type readiness struct{ name, ns, url, detail string }
 	var waits []readiness

@@ -1,0 +1,192 @@
+package e2e
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// requireTransparent skips unless the test can create network namespaces
+// and iptables rules (root with ip, iptables-restore and setpriv); in CI
+// (CI=true, as root) a missing tool is a failure.
+func requireTransparent(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a whole mesh in network namespaces; skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and iptables (weft demo --transparent)")
+	}
+	for _, tool := range []string{"ip", "iptables-restore", "iptables-save", "setpriv"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s missing in CI", tool)
+			}
+			t.Skipf("%s not installed", tool)
+		}
+	}
+}
+
+// startTransparentDemo runs `weft demo --transparent` on free host ports
+// (weftd's admin API and the gateway are relayed to 127.0.0.1).
+func startTransparentDemo(t *testing.T, bin string) *runningDemo {
+	t.Helper()
+	d := &runningDemo{t: t, bin: bin, out: &lockedBuffer{}, stateDir: t.TempDir(), ports: demoPorts(t), exited: make(chan struct{})}
+	args := []string{"demo", "--transparent", "--state-dir", d.stateDir, "--ready-timeout", "90s", "--stop-grace", "5s"}
+	for name, p := range d.ports {
+		args = append(args, "--"+name, strconv.Itoa(p))
+	}
+	d.cmd = exec.Command(filepath.Join(bin, "weft"), args...)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		d.exitErr = d.cmd.Wait()
+		close(d.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-d.exited:
+		default:
+			d.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.exited:
+			case <-time.After(30 * time.Second):
+				d.cmd.Process.Kill()
+			}
+		}
+		if t.Failed() {
+			t.Logf("weft demo output:\n%s", d.out.String())
+			dumpLogTails(t, filepath.Join(d.stateDir, "logs"))
+		}
+	})
+	d.weftd = net.JoinHostPort("127.0.0.1", strconv.Itoa(d.ports["weftd-port"]))
+	d.gateway = net.JoinHostPort("127.0.0.1", strconv.Itoa(d.ports["gateway-port"]))
+	deadline := time.After(120 * time.Second)
+	for !strings.Contains(d.out.String(), "The mesh is ready.") {
+		select {
+		case <-d.exited:
+			t.Fatalf("weft demo --transparent exited early (%v):\n%s", d.exitErr, d.out.String())
+		case <-deadline:
+			t.Fatalf("weft demo --transparent not ready after 120s:\n%s", d.out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return d
+}
+
+// namespaces lists the network namespaces whose name starts with prefix.
+func namespaces(t *testing.T, prefix string) []string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatalf("ip netns list: %v", err)
+	}
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix) {
+			names = append(names, f[0])
+		}
+	}
+	return names
+}
+
+// natCounter returns the packet counter of a nat rule in namespace ns.
+func natCounter(t *testing.T, ns, rule string) int {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "iptables-save", "-c", "-t", "nat").CombinedOutput()
+	if err != nil {
+		t.Fatalf("iptables-save in %s: %v\n%s", ns, err, out)
+	}
+	m := regexp.MustCompile(`(?m)^\[(\d+):\d+\] ` + regexp.QuoteMeta(rule) + `$`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("rule %q not in %s:\n%s", rule, ns, out)
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// TestBookinfoTransparent runs bookinfo with iptables interception: each
+// workload in its own network namespace, apps calling http://reviews:9080
+// without HTTP_PROXY, and checks the traffic tasks and the teardown.
+func TestBookinfoTransparent(t *testing.T) {
+	requireTransparent(t)
+	bin := buildDemoBinaries(t)
+	d := startTransparentDemo(t, bin)
+	prefix := "weft" + strconv.Itoa(d.cmd.Process.Pid%100000) + "-"
+	if ns := namespaces(t, prefix); len(ns) != 10 { // infra and nine pods
+		t.Fatalf("namespaces %s*: %v, want 10", prefix, ns)
+	}
+
+	t.Run("product page shows reviews of every version", func(t *testing.T) {
+		p := d.productPage("")
+		if p.status != http.StatusOK || !strings.Contains(p.body, "Book Reviews") || !strings.Contains(p.body, "Book Details") || strings.Contains(p.body, "unavailable") {
+			t.Fatalf("status %d, body:\n%.2000s", p.status, p.body)
+		}
+		counts := d.countStars("", 45) // missing a version: p < 1e-7
+		if counts["none"] == 0 || counts["black"] == 0 || counts["red"] == 0 {
+			t.Fatalf("reviews versions seen: %v, want v1, v2 and v3", counts)
+		}
+		// The traffic went through iptables: productpage's outbound calls
+		// were redirected to 15001, reviews' inbound requests to 15006.
+		if n := natCounter(t, prefix+"productpage-v1", "-A ISTIO_OUTPUT -j ISTIO_REDIRECT"); n == 0 {
+			t.Error("productpage: no outbound connection was redirected to the sidecar")
+		}
+		for _, v := range []string{"v1", "v2", "v3"} {
+			if n := natCounter(t, prefix+"reviews-"+v, "-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT"); n == 0 {
+				t.Errorf("reviews-%s: no inbound connection was redirected to the sidecar", v)
+			}
+		}
+	})
+
+	t.Run("all traffic to v1", func(t *testing.T) {
+		d.apply("virtual-service-all-v1.yaml")
+		if c := d.countStars("", 30); c["none"] != 30 {
+			t.Fatalf("anonymous: %v, want only v1 (no stars)", c)
+		}
+		if c := d.countStars("jason", 10); c["none"] != 10 {
+			t.Fatalf("jason: %v, want only v1", c)
+		}
+	})
+
+	t.Run("jason to reviews v2", func(t *testing.T) {
+		d.apply("virtual-service-reviews-test-v2.yaml")
+		if c := d.countStars("jason", 20); c["black"] != 20 {
+			t.Fatalf("jason: %v, want only v2 (black stars)", c)
+		}
+		if c := d.countStars("", 20); c["none"] != 20 {
+			t.Fatalf("anonymous: %v, want only v1", c)
+		}
+	})
+
+	t.Run("stop leaves nothing behind", func(t *testing.T) {
+		if err := syscall.Kill(-d.cmd.Process.Pid, syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-d.exited:
+		case <-time.After(60 * time.Second):
+			t.Fatal("weft demo --transparent still running 60s after Ctrl-C")
+		}
+		if d.exitErr != nil || !strings.Contains(d.out.String(), "stopped; logs are in ") {
+			t.Fatalf("exit %v, output:\n%s", d.exitErr, d.out.String())
+		}
+		if ns := namespaces(t, prefix); len(ns) > 0 {
+			t.Errorf("namespaces left behind: %v", ns)
+		}
+		if dirs, _ := filepath.Glob("/etc/netns/" + prefix + "*"); len(dirs) > 0 {
+			t.Errorf("/etc/netns directories left behind: %v", dirs)
+		}
+		assertFree(t, d.gateway, d.weftd)
+	})
+}
