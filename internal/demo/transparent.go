@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/template"
 	"time"
 )
@@ -58,8 +60,7 @@ func (t *netTopology) podNS(w Workload) string { return t.prefix + w.Name }
 // teardown removes everything setup created; safe after a partial setup.
 func (t *netTopology) teardown() {
 	for i := len(t.made) - 1; i >= 0; i-- {
-		exec.Command("ip", "netns", "del", t.made[i]).Run()
-		os.RemoveAll(filepath.Join("/etc/netns", t.made[i]))
+		removeNamespace(t.made[i])
 	}
 	t.made = nil
 	if t.binDir != "" {
@@ -238,7 +239,7 @@ func writeTransparentConfig(dir string, gatewayPort int) error {
 // the proxy (uid 1337) and the apps cannot run them from a 0700 home.
 // The directory also receives the proxies' bootstrap files.
 func copyBinaries(bins map[string]string) (string, map[string]string, error) {
-	dir, err := os.MkdirTemp("", "weft-demo-run-")
+	dir, err := os.MkdirTemp("", fmt.Sprintf("weft-demo-run-%d-", os.Getpid()))
 	if err != nil {
 		return "", nil, err
 	}
@@ -305,7 +306,10 @@ func startTransparent(ctx context.Context, d *Demo, bins map[string]string) (err
 		}
 	}
 	ipBin, _ := exec.LookPath("ip")
-	id := strconv.Itoa(os.Getpid() % 100000)
+	if stale := sweepStaleNamespaces(); len(stale) > 0 {
+		d.out.printf("weft demo --transparent: removed namespaces of a demo that did not stop: %s\n", strings.Join(stale, ", "))
+	}
+	id := strconv.Itoa(os.Getpid())
 	topo := &netTopology{prefix: "weft" + id + "-", infra: "weft" + id + "-infra"}
 	d.teardown = append(d.teardown, topo.teardown)
 	var copies map[string]string
@@ -488,3 +492,62 @@ func (d *Demo) waitReadyIn(ctx context.Context, ns, name, url string, begin time
 }
 
 func jsonIndent(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }
+
+// removeNamespace kills what still runs in network namespace ns (the
+// children drop privileges, which clears their parent-death signal), then
+// deletes it and its /etc/netns directory.
+func removeNamespace(ns string) {
+	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	exec.Command("ip", "netns", "del", ns).Run()
+	os.RemoveAll(filepath.Join("/etc/netns", ns))
+}
+
+// staleInfra matches the infra namespace of a transparent demo; its
+// number is the pid of the weft process that made it.
+var staleInfra = regexp.MustCompile(`^weft(\d+)-infra$`)
+
+// sweepStaleNamespaces removes the namespaces (and binary copies) of
+// transparent demos whose weft process is gone (killed before it could
+// clean up) and returns the namespaces' names.
+func sweepStaleNamespaces() []string {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			names = append(names, f[0])
+		}
+	}
+	var removed []string
+	for _, n := range names {
+		m := staleInfra.FindStringSubmatch(n)
+		if m == nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + m[1]); err == nil {
+			continue // its demo is still running
+		}
+		prefix := "weft" + m[1] + "-"
+		for _, other := range names {
+			if strings.HasPrefix(other, prefix) && other != n {
+				removeNamespace(other)
+				removed = append(removed, other)
+			}
+		}
+		removeNamespace(n)
+		removed = append(removed, n)
+		dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "weft-demo-run-"+m[1]+"-*"))
+		for _, dir := range dirs {
+			os.RemoveAll(dir)
+		}
+	}
+	return removed
+}

@@ -123,7 +123,7 @@ func TestBookinfoTransparent(t *testing.T) {
 	requireTransparent(t)
 	bin := buildDemoBinaries(t)
 	d := startTransparentDemo(t, bin)
-	prefix := "weft" + strconv.Itoa(d.cmd.Process.Pid%100000) + "-"
+	prefix := "weft" + strconv.Itoa(d.cmd.Process.Pid) + "-"
 	if ns := namespaces(t, prefix); len(ns) != 10 { // infra and nine pods
 		t.Fatalf("namespaces %s*: %v, want 10", prefix, ns)
 	}
@@ -189,4 +189,50 @@ func TestBookinfoTransparent(t *testing.T) {
 		}
 		assertFree(t, d.gateway, d.weftd)
 	})
+}
+
+// TestTransparentDemoKilled checks that what a SIGKILLed transparent demo
+// could not remove (namespaces, the processes in them, which dropped
+// privileges and so lost their parent-death signal, and the binary copies)
+// is swept by the next one.
+func TestTransparentDemoKilled(t *testing.T) {
+	requireTransparent(t)
+	bin := buildDemoBinaries(t)
+	d := startTransparentDemo(t, bin)
+	pid := strconv.Itoa(d.cmd.Process.Pid)
+	prefix := "weft" + pid + "-"
+	var pids []string
+	for _, ns := range namespaces(t, prefix) {
+		out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+		pids = append(pids, strings.Fields(string(out))...)
+	}
+	if len(pids) < 18 { // weftd, gateway, 9 sidecars, 8 apps
+		t.Fatalf("processes in the demo's namespaces: %v, want at least 18", pids)
+	}
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-d.exited
+	if ns := namespaces(t, prefix); len(ns) != 10 {
+		t.Fatalf("after SIGKILL: namespaces %v, want the 10 left behind", ns)
+	}
+	d2 := startTransparentDemo(t, bin)
+	if !strings.Contains(d2.out.String(), "removed namespaces of a demo that did not stop") {
+		t.Errorf("second demo did not report the sweep:\n%s", d2.out.String())
+	}
+	if ns := namespaces(t, prefix); len(ns) > 0 {
+		t.Errorf("namespaces of the killed demo still there: %v", ns)
+	}
+	for _, p := range pids {
+		// Killed processes stay as zombies until reaped by init; count only live ones.
+		if st, err := os.ReadFile("/proc/" + p + "/stat"); err == nil && !strings.Contains(string(st), ") Z ") {
+			t.Errorf("process %s of the killed demo still runs: %s", p, st)
+		}
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "weft-demo-run-"+pid+"-*")); len(dirs) > 0 {
+		t.Errorf("binary copies of the killed demo left behind: %v", dirs)
+	}
+	if p := d2.productPage(""); p.status != http.StatusOK {
+		t.Errorf("second demo's product page: %d", p.status)
+	}
 }
