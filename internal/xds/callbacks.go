@@ -190,12 +190,16 @@ func (s *Server) onRequest(id int64, node *core.Node, typeURL, nonce string, nac
 		s.m.rejects.WithLabelValues(TypeName(typeURL)).Inc()
 		s.log.Warn("xds: proxy rejected configuration", "proxy", ps.proxy.ID, "type", TypeName(typeURL),
 			"version", sent.version, "nonce", nonce, "reason", nack.GetMessage())
+		s.releaseInFlightLocked(ps) // it answered; a NACKed version is not resent
 		return sent.version, nil
 	}
 	ts.Acked, ts.AckedNonce, ts.AckedAt = sent.version, nonce, now
-	if !ps.pendingSince.IsZero() && ps.converged() {
-		s.m.convergence.Observe(now.Sub(ps.pendingSince).Seconds())
-		ps.pendingSince = time.Time{}
+	if ps.converged() {
+		if !ps.pendingSince.IsZero() {
+			s.m.convergence.Observe(now.Sub(ps.pendingSince).Seconds())
+			ps.pendingSince = time.Time{}
+		}
+		s.releaseInFlightLocked(ps)
 	}
 	return "", nil
 }

@@ -77,6 +77,12 @@ const (
 	DefaultDebounceMax = 10 * time.Second
 )
 
+// Default push throttle settings (Options.PushThrottle).
+const (
+	DefaultPushThrottle        = 100
+	DefaultPushThrottleTimeout = 5 * time.Second
+)
+
 // Options configures a Server.
 type Options struct {
 	// Generator computes each proxy's configuration. Required.
@@ -92,6 +98,14 @@ type Options struct {
 	// Workers is how many proxies are recomputed in parallel during a
 	// push (default GOMAXPROCS).
 	Workers int
+	// PushThrottle bounds the proxies that were handed a new
+	// configuration and have not acknowledged all of it yet (default
+	// 100, istiod's PILOT_PUSH_THROTTLE): the responses in flight, and
+	// the memory they take, stay bounded however many proxies a change
+	// reaches. A proxy that does not answer within PushThrottleTimeout
+	// (default 5 s) frees its place.
+	PushThrottle        int
+	PushThrottleTimeout time.Duration
 	// Logger receives the server's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Registerer receives the server's metrics; nil registers them
@@ -119,6 +133,9 @@ type Server struct {
 	// genSlots bounds concurrent generation (pushes and first
 	// configurations of new proxies alike) to Options.Workers.
 	genSlots chan struct{}
+	// inFlight holds a token per proxy with a configuration sent and not
+	// yet acknowledged (Options.PushThrottle).
+	inFlight chan struct{}
 	// memo remembers encodings of resources shared between proxies;
 	// built, whole snapshots of configurations shared between proxies.
 	memo  encodingMemo
@@ -131,6 +148,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	running bool
+	tokens  uint64 // in-flight tokens handed out, numbering them
 	streams map[int64]*stream
 	proxies map[string]*proxyState
 }
@@ -171,6 +189,7 @@ type proxyState struct {
 	types        map[string]*TypeStatus
 	dump         map[string]*typeDump // type URL → resources last sent
 	pendingSince time.Time            // first model change not yet acknowledged
+	inFlight     uint64               // nonzero while the proxy holds an Server.inFlight token: the token's number
 }
 
 // New returns a server with the given options. Missing optional settings
@@ -185,6 +204,12 @@ func New(opts Options) *Server {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
+	if opts.PushThrottle <= 0 {
+		opts.PushThrottle = DefaultPushThrottle
+	}
+	if opts.PushThrottleTimeout <= 0 {
+		opts.PushThrottleTimeout = DefaultPushThrottleTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -195,6 +220,7 @@ func New(opts Options) *Server {
 		streams:  map[int64]*stream{},
 		proxies:  map[string]*proxyState{},
 		genSlots: make(chan struct{}, opts.Workers),
+		inFlight: make(chan struct{}, opts.PushThrottle),
 	}
 	cl := cacheLogger{log: opts.Logger}
 	s.adsCache = cache.NewSnapshotCache(true, cache.IDHash{}, cl)
@@ -377,6 +403,9 @@ func (s *Server) update(ps *proxyState, snap *model.Snapshot, changedAt time.Tim
 		return
 	}
 	ps.last = psnap
+	if !s.acquireInFlight(ps) {
+		return // shutting down
+	}
 
 	s.cacheMu.Lock()
 	s.mu.Lock()
@@ -390,6 +419,10 @@ func (s *Server) update(ps *proxyState, snap *model.Snapshot, changedAt time.Tim
 	s.mu.Unlock()
 	if live {
 		err = ps.cache.SetSnapshot(s.ctx, id, psnap.snap)
+	} else {
+		s.mu.Lock()
+		s.releaseInFlightLocked(ps)
+		s.mu.Unlock()
 	}
 	s.cacheMu.Unlock()
 	if err != nil {
@@ -448,6 +481,7 @@ func (s *Server) closeStream(id int64) {
 			delete(s.proxies, st.ps.proxy.ID)
 			s.m.connected.Dec()
 			gone = st.ps
+			s.releaseInFlightLocked(gone)
 		}
 	}
 	s.mu.Unlock()

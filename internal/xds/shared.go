@@ -2,6 +2,7 @@ package xds
 
 import (
 	"sync"
+	"time"
 	"weak"
 
 	"github.com/weftmesh/weft/internal/translate"
@@ -51,4 +52,46 @@ func (b *builtMemo) build(version uint64, res *translate.Resources, enc *encodin
 	b.mu.Unlock()
 	e.once.Do(func() { e.ps, e.err = buildSnapshot(res, enc) })
 	return e.ps, e.err
+}
+
+// acquireInFlight takes an in-flight token for ps before it is handed a
+// new configuration, waiting while Options.PushThrottle proxies hold one.
+// A proxy keeps one token until it has acknowledged everything sent,
+// however many configurations it is handed meanwhile. It reports false if
+// the server is stopping.
+func (s *Server) acquireInFlight(ps *proxyState) bool {
+	s.mu.Lock()
+	held := ps.inFlight != 0
+	s.mu.Unlock()
+	if held {
+		return true
+	}
+	select {
+	case s.inFlight <- struct{}{}:
+	case <-s.ctx.Done():
+		return false
+	}
+	s.mu.Lock()
+	s.tokens++
+	n := s.tokens
+	ps.inFlight = n
+	s.mu.Unlock()
+	time.AfterFunc(s.opts.PushThrottleTimeout, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if ps.inFlight == n {
+			s.releaseInFlightLocked(ps)
+		}
+	})
+	return true
+}
+
+// releaseInFlightLocked returns ps's in-flight token, if it holds one.
+// Server.mu must be held.
+func (s *Server) releaseInFlightLocked(ps *proxyState) {
+	if ps.inFlight == 0 {
+		return
+	}
+	ps.inFlight = 0
+	<-s.inFlight
 }
