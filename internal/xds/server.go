@@ -35,6 +35,9 @@
 //     once per model version and hands it to all of them (builtMemo), so a
 //     push costs one generation and one encoding per distinct
 //     configuration, plus go-control-plane's per-proxy response work.
+//   - Pushes are throttled like istiod's: at most Options.PushThrottle
+//     proxies have a configuration sent and not yet acknowledged, which
+//     bounds the responses (and memory) in flight.
 package xds
 
 import (
