@@ -157,6 +157,9 @@ type Info struct {
 	Proxies []Proxy `json:"proxies"`
 	// Apps maps each workload with an application to its log file.
 	Apps map[string]string `json:"apps"`
+	// Namespaces maps each workload to its network namespace (transparent
+	// mode only; "istio-ingressgateway" and weftd share the infra one).
+	Namespaces map[string]string `json:"namespaces,omitempty"`
 }
 
 // Demo is a running demo mesh.
@@ -637,6 +640,11 @@ func (d *Demo) PrintSummary() {
 		{"httpbin mirroring to v2", "httpbin-mirror.yaml"},
 	} {
 		fmt.Fprintf(&b, "    %-28s weft apply%s -f examples/bookinfo/tasks/%s\n", t.what, weftdFlag, t.file)
+	}
+	if d.opts.Transparent {
+		d.transparentHints(&b) // transparent.go
+		d.out.printf("%s", b.String())
+		return
 	}
 	var fortio Proxy
 	for _, p := range i.Proxies {

@@ -197,12 +197,13 @@ func TransparentWorkloads() []Workload {
 	return out
 }
 
-// writeTransparentConfig writes the transparent mode's Istio configuration:
-// its own services.yaml and the shared DestinationRules and Gateway.
-func writeTransparentConfig(dir string, gatewayPort int) error {
+// TransparentConfigFiles renders transparent mode's Istio configuration:
+// ServiceEntries with virtual addresses, WorkloadEntries on pod IPs, no
+// Sidecars, and the same DestinationRules and Gateway as [ConfigFiles].
+func TransparentConfigFiles(gatewayPort int) (map[string][]byte, error) {
 	files, err := ConfigFiles(gatewayPort, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	delete(files, "sidecars.yaml")
 	data := struct {
@@ -221,9 +222,18 @@ func writeTransparentConfig(dir string, gatewayPort int) error {
 	}
 	var b strings.Builder
 	if err := transparentServices.Execute(&b, data); err != nil {
-		return err
+		return nil, err
 	}
 	files["services.yaml"] = []byte(b.String())
+	return files, nil
+}
+
+// writeTransparentConfig writes TransparentConfigFiles into dir.
+func writeTransparentConfig(dir string, gatewayPort int) error {
+	files, err := TransparentConfigFiles(gatewayPort)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -320,6 +330,10 @@ func startTransparent(ctx context.Context, d *Demo, bins map[string]string) (err
 		return err
 	}
 	workloads := TransparentWorkloads()
+	d.info.Namespaces = map[string]string{"istio-ingressgateway": topo.infra}
+	for _, w := range workloads {
+		d.info.Namespaces[w.Name] = topo.podNS(w)
+	}
 	begin := time.Now()
 	d.out.printf("weft demo --transparent: network namespaces %s* (logs in %s)\n", topo.prefix, d.info.LogDir)
 	if err := topo.setup(workloads, transparentHosts(), copies["weft-proxy"]); err != nil {
@@ -550,4 +564,19 @@ func sweepStaleNamespaces() []string {
 		}
 	}
 	return removed
+}
+
+// transparentHints ends the summary of a transparent demo: how to call the
+// mesh from inside a pod, where iptables sends the traffic to the sidecar.
+func (d *Demo) transparentHints(b *strings.Builder) {
+	ns := d.info.Namespaces
+	fmt.Fprintf(b, "\n  Pods (network namespaces; apps call http://SERVICE:PORT, iptables sends it to the sidecar):\n")
+	for _, p := range d.info.Proxies {
+		fmt.Fprintf(b, "    %-22s %s\n", p.Name, ns[p.Name])
+	}
+	fmt.Fprintf(b, "\n  Call httpbin from the fortio pod (no HTTP_PROXY; uid 1337 would bypass the sidecar):\n")
+	fmt.Fprintf(b, "    ip netns exec %s curl http://httpbin:8000/get\n", ns["fortio"])
+	fmt.Fprintf(b, "    ip netns exec %s fortio load -c 3 -qps 0 -n 30 http://httpbin:8000/get\n", ns["fortio"])
+	fmt.Fprintf(b, "  Interception rules: ip netns exec %s iptables-save -c -t nat\n", ns["productpage-v1"])
+	fmt.Fprintf(b, "\nPress Ctrl-C to stop.\n")
 }
