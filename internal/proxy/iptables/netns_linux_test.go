@@ -181,6 +181,8 @@ func newTopo(t *testing.T) *topo {
 	tp.exec("pod", "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", tp.ns("peer"))
 	tp.exec("pod", "ip", "addr", "add", "10.201.0.1/24", "dev", "eth0")
 	tp.exec("peer", "ip", "addr", "add", "10.201.0.2/24", "dev", "eth0")
+	tp.exec("pod", "ip", "addr", "add", "fd00:201::1/64", "dev", "eth0", "nodad")
+	tp.exec("peer", "ip", "addr", "add", "fd00:201::2/64", "dev", "eth0", "nodad")
 	tp.exec("pod", "ip", "link", "set", "eth0", "up")
 	tp.exec("peer", "ip", "link", "set", "eth0", "up")
 	return tp
@@ -224,6 +226,9 @@ func TestApplyInNamespace(t *testing.T) {
 		{"pod", 1337, "10.201.0.1:9080", "inbound 10.201.0.1:9080"},  // proxy → own pod IP: inbound, as Istio
 		{"peer", 0, "10.201.0.1:9080", "inbound 10.201.0.1:9080"},    // inbound: captured
 		{"peer", 0, "10.201.0.1:15021", "ready "},                    // excluded inbound port
+		{"pod", 0, "[fd00:201::2]:9080", "outbound "},                // IPv6 app → peer: captured
+		{"pod", 1337, "[fd00:201::2]:9080", "peer "},                 // IPv6 proxy: direct
+		{"peer", 0, "[fd00:201::1]:9080", "inbound "},                // IPv6 inbound: captured
 	}
 	for _, tc := range cases {
 		got := tp.dial(tc.from, tc.uid, tc.addr)
@@ -241,7 +246,11 @@ func TestApplyHelper(t *testing.T) {
 	}
 	c := Default()
 	c.ExcludeOutboundCIDRs = []netip.Prefix{netip.MustParsePrefix("10.201.0.3/32")}
-	if err := Apply(context.Background(), c, IPv4); err != nil {
+	has6, err := HasIPv6()
+	if err != nil || !has6 {
+		t.Fatalf("HasIPv6() = %v, %v in a namespace with fd00:201::1", has6, err)
+	}
+	if err := Apply(context.Background(), c, IPv4, IPv6); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Println("ok")
