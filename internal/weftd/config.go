@@ -38,6 +38,10 @@ type Config struct {
 	// a push; MaxDebounce caps the wait under constant churn.
 	Debounce    Duration `json:"debounce"`
 	MaxDebounce Duration `json:"maxDebounce"`
+	// PushThrottle bounds how many proxies may hold a configuration they
+	// have not yet acknowledged (istiod's PILOT_PUSH_THROTTLE); it keeps
+	// memory flat when a change reaches thousands of proxies at once.
+	PushThrottle int `json:"pushThrottle"`
 	// FileDebounce is how long the file source waits after a file event
 	// before re-reading.
 	FileDebounce Duration `json:"fileDebounce"`
@@ -121,6 +125,7 @@ func DefaultConfig() Config {
 		AdminPort:         15014,
 		Debounce:          Duration(100 * time.Millisecond),
 		MaxDebounce:       Duration(10 * time.Second),
+		PushThrottle:      100,
 		FileDebounce:      Duration(100 * time.Millisecond),
 		ShutdownTimeout:   Duration(5 * time.Second),
 		Log:               LogConfig{Format: "text", Level: "info"},
@@ -164,6 +169,9 @@ func (c *Config) Validate() error {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative, got %s", name, d))
 		}
+	}
+	if c.PushThrottle < 1 {
+		errs = append(errs, fmt.Errorf("pushThrottle: must be at least 1, got %d", c.PushThrottle))
 	}
 	if c.MaxDebounce < c.Debounce {
 		errs = append(errs, fmt.Errorf("maxDebounce: %s is shorter than debounce %s", c.MaxDebounce, c.Debounce))
@@ -231,6 +239,7 @@ func registerFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.CA.TokenFile, "token-file", c.CA.TokenFile, "file of bootstrap tokens for workload authentication (default tokens.json in the CA directory)")
 	fs.Var(&c.Debounce, "debounce", "quiet period after a change before pushing")
 	fs.Var(&c.MaxDebounce, "max-debounce", "longest a push waits under constant change")
+	fs.IntVar(&c.PushThrottle, "push-throttle", c.PushThrottle, "most proxies that may hold an unacknowledged configuration at once")
 	fs.Var(&c.FileDebounce, "file-debounce", "quiet period after a file event before re-reading")
 	fs.Var(&c.ShutdownTimeout, "shutdown-timeout", "time allowed for a clean shutdown")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: text or json")

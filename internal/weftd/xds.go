@@ -17,12 +17,13 @@ import (
 func (s *Server) newXDSServer() *xds.Server {
 	g := &generator{cache: translate.NewCache(), log: s.log.With("component", "translate")}
 	return xds.New(xds.Options{
-		Generator:   g.generate,
-		Store:       s.store,
-		Debounce:    time.Duration(s.cfg.Debounce),
-		DebounceMax: time.Duration(s.cfg.MaxDebounce),
-		Logger:      s.log.With("component", "xds"),
-		Registerer:  s.registry,
+		Generator:    g.generate,
+		Store:        s.store,
+		Debounce:     time.Duration(s.cfg.Debounce),
+		DebounceMax:  time.Duration(s.cfg.MaxDebounce),
+		PushThrottle: s.cfg.PushThrottle,
+		Logger:       s.log.With("component", "xds"),
+		Registerer:   s.registry,
 	})
 }
 
