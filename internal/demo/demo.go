@@ -457,7 +457,12 @@ func (d *Demo) startProxy(binary, bootDir string, n proxyNode) (Proxy, error) {
 
 // waitReady polls url until it answers 200, printing a progress line.
 func (d *Demo) waitReady(ctx context.Context, name, url string, begin time.Time, detail string) error {
-	client := &http.Client{Timeout: time.Second}
+	return d.pollReady(ctx, &http.Client{Timeout: time.Second}, name, url, "", begin, detail)
+}
+
+// pollReady polls url with client until it answers 200, printing a
+// progress line; where says where url lives, for the error message.
+func (d *Demo) pollReady(ctx context.Context, client *http.Client, name, url, where string, begin time.Time, detail string) error {
 	for {
 		resp, err := client.Get(url)
 		if err == nil {
@@ -473,7 +478,7 @@ func (d *Demo) waitReady(ctx context.Context, name, url string, begin time.Time,
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %s (GET %s: %v); see the logs in %s", name, d.opts.ReadyTimeout, url, describe(resp, err), d.info.LogDir)
+			return fmt.Errorf("%s not ready after %s (GET %s%s: %v); see the logs in %s", name, d.opts.ReadyTimeout, url, where, describe(resp, err), d.info.LogDir)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

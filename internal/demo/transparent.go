@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,7 +133,7 @@ func transparentHosts() string {
 	return b.String()
 }
 
-var transparentServices = template.Must(template.New("services").Parse(`# The demo's services and workloads in transparent mode: a ServiceEntry
+var transparentServices = template.Must(withWorkloadEntries("services").Parse(`# The demo's services and workloads in transparent mode: a ServiceEntry
 # per service with a virtual address (the pods' hosts files map the
 # service names to it) and a WorkloadEntry per workload on its pod IP.
 # No Sidecars: iptables sends the traffic to the proxies.
@@ -163,21 +162,7 @@ spec:
     labels:
       app: {{$s.Name}}
 {{- end}}
-{{- range .Workloads}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata:
-  name: {{.Name}}
-  namespace: {{$.Namespace}}
-spec:
-  address: {{.Address}}
-  serviceAccount: {{.ServiceAccount}}
-  labels:
-    app: {{.App}}
-    version: {{.Version}}
-    security.istio.io/tlsMode: istio
-{{- end}}
+{{- template "workloadEntries" .}}
 `))
 
 // TransparentWorkloads are [Workloads] with pod IPs as addresses and the
@@ -483,26 +468,7 @@ func (d *Demo) startNSProxy(ipBin, proxyBin, bootDir, xds, ns string, uid int, n
 
 // waitReadyIn is waitReady for a URL inside namespace ns.
 func (d *Demo) waitReadyIn(ctx context.Context, ns, name, url string, begin time.Time, detail string) error {
-	client := nsClient(ns)
-	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				d.out.printf("  ready  %-22s %5.1fs  %s\n", name, time.Since(begin).Seconds(), detail)
-				return nil
-			}
-		}
-		if err := d.deadChild(); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %s (GET %s in namespace %s: %v); see the logs in %s", name, d.opts.ReadyTimeout, url, ns, describe(resp, err), d.info.LogDir)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return d.pollReady(ctx, nsClient(ns), name, url, " in namespace "+ns, begin, detail)
 }
 
 func jsonIndent(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }
