@@ -49,9 +49,8 @@ func serviceVIP(i int) string { return fmt.Sprintf("10.200.1.%d", i+1) }
 type netTopology struct {
 	prefix string
 	infra  string
-	pods   map[string]string // workload name -> namespace
-	made   []string          // namespaces created, for teardown
-	binDir string            // binaries copied where uid 1337 can run them
+	made   []string // namespaces created, for teardown
+	binDir string   // binaries copied where uid 1337 can run them
 }
 
 func (t *netTopology) podNS(w Workload) string { return t.prefix + w.Name }
