@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -9,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -169,6 +173,73 @@ func TestBookinfoTransparent(t *testing.T) {
 		}
 	})
 
+	t.Run("7s ratings delay for jason hits productpage's timeout", func(t *testing.T) {
+		d.apply("virtual-service-ratings-test-delay.yaml")
+		p := d.productPage("jason")
+		if p.status != http.StatusOK || !strings.Contains(p.body, reviewsUnavailable) {
+			t.Fatalf("jason: status %d, want %q in:\n%.2000s", p.status, reviewsUnavailable, p.body)
+		}
+		if p.elapsed < 2*time.Second {
+			t.Errorf("jason's page took %s; the 7s delay should have made productpage time out", p.elapsed)
+		}
+	})
+
+	t.Run("ratings abort for jason", func(t *testing.T) {
+		d.apply("virtual-service-ratings-test-abort.yaml")
+		p := d.productPage("jason")
+		if p.status != http.StatusOK || !strings.Contains(p.body, ratingsUnavailable) || strings.Contains(p.body, reviewsUnavailable) {
+			t.Fatalf("jason: status %d, want %q (and reviews shown):\n%.2000s", p.status, ratingsUnavailable, p.body)
+		}
+	})
+
+	t.Run("shift 50/50 v1/v3 then all to v3", func(t *testing.T) {
+		d.apply("virtual-service-reviews-50-v3.yaml")
+		const n = 200
+		c := d.countStars("", n)
+		// Binomial(200, 0.5): |v3-100| > 35 has probability below 1e-6.
+		if c["none"]+c["red"] != n || c["red"] < 65 || c["red"] > 135 {
+			t.Fatalf("%d requests: %v, want only v1 and v3, v3 in [65, 135]", n, c)
+		}
+		d.apply("virtual-service-reviews-v3.yaml")
+		if c := d.countStars("", 30); c["red"] != 30 {
+			t.Fatalf("after virtual-service-reviews-v3.yaml: %v, want only v3", c)
+		}
+	})
+
+	t.Run("0.5s reviews timeout with 2s ratings delay", func(t *testing.T) {
+		d.apply("request-timeouts.yaml")
+		p := d.productPage("")
+		if p.status != http.StatusOK || !strings.Contains(p.body, reviewsUnavailable) {
+			t.Fatalf("status %d, want %q:\n%.2000s", p.status, reviewsUnavailable, p.body)
+		}
+	})
+
+	// The fortio workload's namespace: a client application with no
+	// HTTP_PROXY whose connections iptables hands to its sidecar.
+	fortioNS := prefix + "fortio"
+
+	t.Run("circuit breaker on httpbin", func(t *testing.T) {
+		d.apply("httpbin-circuit-breaker.yaml")
+		r := clientInNamespace(t, fortioNS, "http://httpbin:8000/get", 200, 8, "")
+		t.Logf("status codes over 200 requests at concurrency 8: %v", r.Codes)
+		if r.Codes["200"] == 0 || r.Codes["503"] == 0 || r.Codes["200"]+r.Codes["503"] != 200 {
+			t.Fatalf("status codes %v: want some 200 and some 503, nothing else", r.Codes)
+		}
+	})
+
+	t.Run("mirror httpbin v1 to v2", func(t *testing.T) {
+		d.apply("httpbin-mirror.yaml")
+		v2Before := d.logLines("httpbin-v2", `"path":"/hostname"`)
+		const n = 10
+		r := clientInNamespace(t, fortioNS, "http://httpbin:8000/hostname", n, 1, "httpbin-v1")
+		if r.Codes["200"] != n || r.Matched != n {
+			t.Fatalf("answers %v, %d of %d from httpbin-v1: the mirror's answers must be discarded", r.Codes, r.Matched, n)
+		}
+		waitFor(t, 10*time.Second, "the mirrored requests in httpbin-v2's log", func() bool {
+			return d.logLines("httpbin-v2", `"path":"/hostname"`)-v2Before >= n
+		})
+	})
+
 	t.Run("stop leaves nothing behind", func(t *testing.T) {
 		if err := syscall.Kill(-d.cmd.Process.Pid, syscall.SIGINT); err != nil {
 			t.Fatal(err)
@@ -235,4 +306,80 @@ func TestTransparentDemoKilled(t *testing.T) {
 	if p := d2.productPage(""); p.status != http.StatusOK {
 		t.Errorf("second demo's product page: %d", p.status)
 	}
+}
+
+// clientResult is what the helper client process reports.
+type clientResult struct {
+	Codes   map[string]int `json:"codes"`
+	Matched int            `json:"matched"`
+}
+
+// clientInNamespace runs this test binary's TestHelperNamespaceClient
+// inside network namespace ns (with its hosts file, as `ip netns exec`
+// mounts it): n GETs of url over c connections, as an application with no
+// proxy settings whose traffic iptables intercepts. It returns the status
+// codes and how many bodies contained match.
+func clientInNamespace(t *testing.T, ns, url string, n, c int, match string) clientResult {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestHelperNamespaceClient$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "WEFT_E2E_CLIENT_URL="+url, "WEFT_E2E_CLIENT_N="+strconv.Itoa(n),
+		"WEFT_E2E_CLIENT_C="+strconv.Itoa(c), "WEFT_E2E_CLIENT_MATCH="+match)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("client in %s: %v\n%s", ns, err, out)
+	}
+	i := strings.Index(string(out), "RESULT ")
+	if i < 0 {
+		t.Fatalf("client in %s printed no result:\n%s", ns, out)
+	}
+	var r clientResult
+	line := strings.SplitN(string(out[i+len("RESULT "):]), "\n", 2)[0]
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		t.Fatalf("client in %s: %v in %q", ns, err, line)
+	}
+	return r
+}
+
+// TestHelperNamespaceClient is not a test on its own: clientInNamespace
+// runs it inside a pod's network namespace.
+func TestHelperNamespaceClient(t *testing.T) {
+	url := os.Getenv("WEFT_E2E_CLIENT_URL")
+	if url == "" {
+		t.Skip("helper process of the transparent-mode tests")
+	}
+	n, _ := strconv.Atoi(os.Getenv("WEFT_E2E_CLIENT_N"))
+	c, _ := strconv.Atoi(os.Getenv("WEFT_E2E_CLIENT_C"))
+	match := os.Getenv("WEFT_E2E_CLIENT_MATCH")
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, MaxConnsPerHost: c, MaxIdleConnsPerHost: c}}
+	var mu sync.Mutex
+	r := clientResult{Codes: map[string]int{}}
+	work := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		work <- struct{}{}
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				code, matched := "error", false
+				if resp, err := client.Get(url); err == nil {
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					code, matched = strconv.Itoa(resp.StatusCode), match != "" && strings.Contains(string(body), match)
+				}
+				mu.Lock()
+				r.Codes[code]++
+				if matched {
+					r.Matched++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	b, _ := json.Marshal(r)
+	fmt.Printf("RESULT %s\n", b)
 }
