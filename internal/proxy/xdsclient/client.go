@@ -248,24 +248,13 @@ func (c *Client) runStream(ctx context.Context) (gotResponse bool, err error) {
 			}
 			return s.Send(req)
 		}
-		go func() {
-			for {
-				r, err := s.Recv()
-				if err != nil {
-					recvErr <- err
-					return
-				}
-				resp := &response{typeURL: r.GetTypeUrl(), version: r.GetSystemVersionInfo(), nonce: r.GetNonce(), removed: r.GetRemovedResources()}
-				for _, res := range r.GetResources() {
-					resp.resources = append(resp.resources, namedAny{name: res.GetName(), any: res.GetResource()})
-				}
-				select {
-				case responses <- resp:
-				case <-ctx.Done():
-					return
-				}
+		go receive(ctx, s.Recv, func(r *discovery.DeltaDiscoveryResponse) *response {
+			resp := &response{typeURL: r.GetTypeUrl(), version: r.GetSystemVersionInfo(), nonce: r.GetNonce(), removed: r.GetRemovedResources()}
+			for _, res := range r.GetResources() {
+				resp.resources = append(resp.resources, namedAny{name: res.GetName(), any: res.GetResource()})
 			}
-		}()
+			return resp
+		}, responses, recvErr)
 	} else {
 		s, err := ads.StreamAggregatedResources(ctx)
 		if err != nil {
@@ -289,24 +278,13 @@ func (c *Client) runStream(ctx context.Context) (gotResponse bool, err error) {
 			}
 			return s.Send(req)
 		}
-		go func() {
-			for {
-				r, err := s.Recv()
-				if err != nil {
-					recvErr <- err
-					return
-				}
-				resp := &response{typeURL: r.GetTypeUrl(), version: r.GetVersionInfo(), nonce: r.GetNonce()}
-				for _, a := range r.GetResources() {
-					resp.resources = append(resp.resources, namedAny{any: a})
-				}
-				select {
-				case responses <- resp:
-				case <-ctx.Done():
-					return
-				}
+		go receive(ctx, s.Recv, func(r *discovery.DiscoveryResponse) *response {
+			resp := &response{typeURL: r.GetTypeUrl(), version: r.GetVersionInfo(), nonce: r.GetNonce()}
+			for _, a := range r.GetResources() {
+				resp.resources = append(resp.resources, namedAny{any: a})
 			}
-		}()
+			return resp
+		}, responses, recvErr)
 	}
 	c.updateStatus(func(s *Status) { s.Connected = true; s.Streams++ })
 
@@ -639,4 +617,21 @@ func sortedKeys(m map[string]bool) []string {
 
 func shortType(t string) string {
 	return t[strings.LastIndexByte(t, '.')+1:]
+}
+
+// receive reads a stream's responses, converts each with conv and hands it
+// to out until the stream fails (the error goes to errc) or ctx ends.
+func receive[T any](ctx context.Context, recv func() (T, error), conv func(T) *response, out chan<- *response, errc chan<- error) {
+	for {
+		r, err := recv()
+		if err != nil {
+			errc <- err
+			return
+		}
+		select {
+		case out <- conv(r):
+		case <-ctx.Done():
+			return
+		}
+	}
 }
