@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -364,12 +365,21 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 			}
 			replay = b
 			info.BytesIn = int64(len(b))
-		} else {
-			retry = nil // streamed bodies cannot be replayed
+		} else if r.ContentLength > maxReplayBody {
+			retry = nil // too large to buffer: cannot be replayed
 		}
 	}
 	if iw != nil && out.Body != nil && replay == nil {
 		out.Body = &idleReadCloser{idleReader: idleReader{r: out.Body, w: iw}, c: out.Body}
+	}
+	// A body of unknown length (chunked, or HTTP/2 without
+	// content-length such as gRPC) is recorded while the first attempt
+	// streams it; a retry is possible once it was read to the end within
+	// the buffer limit (Envoy's buffering for retries).
+	var tee *teeBody
+	if retry != nil && out.Body != nil && replay == nil {
+		tee = &teeBody{src: out.Body}
+		out.Body = tee
 	}
 	for _, m := range route.Mirrors {
 		if m.Fraction.Hit() && (out.Body == nil || replay != nil) {
@@ -420,6 +430,9 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 		}
 		info.Upstream = host
 		tried = append(tried, host)
+		if tee != nil && attempt > 1 {
+			replay = tee.recorded()
+		}
 		if replay != nil {
 			out.Body = io.NopCloser(bytes.NewReader(replay))
 			out.ContentLength = int64(len(replay))
@@ -435,7 +448,7 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 		if res.flag == FlagOverflow {
 			break
 		}
-		if attempt >= maxAttempts || !shouldRetry(retry, &res) || ctx.Err() != nil || out.Body != nil && replay == nil {
+		if attempt >= maxAttempts || !shouldRetry(retry, &res) || ctx.Err() != nil || out.Body != nil && replay == nil && tee.recorded() == nil {
 			break
 		}
 		if !cl.AcquireRetry() {
@@ -578,6 +591,50 @@ func (h *Handler) attempt(ctx context.Context, cl *upstream.Cluster, host *upstr
 	return attemptResult{resp: resp, status: resp.StatusCode}
 }
 
+// teeBody passes a request body through to the first attempt and
+// records it, up to maxReplayBody, for retries.
+type teeBody struct {
+	src      io.ReadCloser
+	mu       sync.Mutex // guards buf and over; the transport may read concurrently with recorded
+	buf      []byte
+	over     bool
+	complete atomic.Bool // src reached EOF within the limit; buf is final
+}
+
+func (t *teeBody) Read(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.complete.Load() {
+		return 0, io.EOF
+	}
+	n, err := t.src.Read(p)
+	if !t.over {
+		if len(t.buf)+n > maxReplayBody {
+			t.over, t.buf = true, nil
+		} else {
+			t.buf = append(t.buf, p[:n]...)
+		}
+	}
+	if err == io.EOF && !t.over {
+		t.complete.Store(true)
+	}
+	return n, err
+}
+
+func (t *teeBody) Close() error { return t.src.Close() }
+
+// recorded returns the whole body once it was read to the end within
+// the limit, else nil. It is safe on a nil teeBody.
+func (t *teeBody) recorded() []byte {
+	if t == nil || !t.complete.Load() {
+		return nil
+	}
+	if t.buf == nil {
+		return []byte{}
+	}
+	return t.buf
+}
+
 type releasingBody struct {
 	io.ReadCloser
 	release func()
@@ -608,6 +665,16 @@ func shouldRetry(p *router.RetryPolicy, res *attemptResult) bool {
 			return p.On5xx || p.OnGatewayError
 		default: // reset
 			return p.OnReset || p.On5xx || p.OnGatewayError || p.OnRefusedStream
+		}
+	}
+	if p.GRPCCodes != 0 {
+		// As Envoy, only a gRPC status in the response headers (a
+		// trailers-only response) is retried: once a body has started
+		// to flow the attempt is committed.
+		if v := res.resp.Header.Get("Grpc-Status"); v != "" {
+			if c, err := strconv.Atoi(v); err == nil && p.RetriesGRPC(c) {
+				return true
+			}
 		}
 	}
 	s := res.resp.StatusCode

@@ -458,9 +458,18 @@ func compileRetry(field string, rp *routev3.RetryPolicy) (*RetryPolicy, error) {
 			p.OnRetriable4xx = true
 		case "retriable-status-codes":
 			p.OnRetriableStatus = true
-		case "envoy-ratelimited", "retriable-headers", "http3-post-connect-failure",
-			"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable":
-			// Recognised but not acted on: gRPC status retries are future work.
+		case "cancelled":
+			p.GRPCCodes |= 1 << 1
+		case "deadline-exceeded":
+			p.GRPCCodes |= 1 << 4
+		case "resource-exhausted":
+			p.GRPCCodes |= 1 << 8
+		case "internal":
+			p.GRPCCodes |= 1 << 13
+		case "unavailable":
+			p.GRPCCodes |= 1 << 14
+		case "envoy-ratelimited", "retriable-headers", "http3-post-connect-failure":
+			// Recognised but not acted on.
 		default:
 			return nil, fmt.Errorf("%s.retry_on: unknown condition %q", field, on)
 		}

@@ -117,6 +117,15 @@ type RetryPolicy struct {
 	BackoffBase, BackoffMax                                                                              time.Duration
 	PreviousHosts                                                                                        bool
 	HostSelectionMaxAttempts                                                                             int
+	// GRPCCodes has bit c set when retry_on names gRPC status c
+	// (cancelled, deadline-exceeded, internal, resource-exhausted,
+	// unavailable); see RetriesGRPC.
+	GRPCCodes uint32
+}
+
+// RetriesGRPC reports whether the policy retries gRPC status code c.
+func (p *RetryPolicy) RetriesGRPC(c int) bool {
+	return c > 0 && c < 32 && p.GRPCCodes&(1<<c) != 0
 }
 
 // Mirror sends a copy of a fraction of requests to Cluster.

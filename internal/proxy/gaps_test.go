@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftmesh/weft/internal/proxy/xdstest"
+)
+
+// flakyHealth is a gRPC health server whose first failures calls
+// answer UNAVAILABLE (a trailers-only response).
+type flakyHealth struct {
+	healthpb.UnimplementedHealthServer
+	calls    atomic.Int64
+	failures atomic.Int64
+}
+
+func (f *flakyHealth) Check(context.Context, *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if f.calls.Add(1) <= f.failures.Load() {
+		return nil, status.Error(codes.Unavailable, "warming up")
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+// h2Options is the HttpProtocolOptions selecting HTTP/2 (h2c) upstream.
+func h2Options(common *corev3.HttpProtocolOptions) map[string]*anypb.Any {
+	return map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": xdstest.Any(&httpv3.HttpProtocolOptions{
+		CommonHttpProtocolOptions: common,
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}}}})}
+}
+
+// TestRetryOnGRPCStatus runs a real gRPC server behind an h2c cluster
+// that fails its first calls with UNAVAILABLE: retry_on "unavailable"
+// hides the failures from a real gRPC client, within num_retries.
+func TestRetryOnGRPCStatus(t *testing.T) {
+	fh := &flakyHealth{}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, fh)
+	gl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(gl)
+	defer srv.Stop()
+
+	cl := xdstest.StaticCluster("outbound|50051||grpc", gl.Addr().String())
+	cl.TypedExtensionProtocolOptions = h2Options(nil)
+	retry := toCluster("outbound|50051||grpc")
+	retry.RetryPolicy = &routev3.RetryPolicy{RetryOn: "cancelled,deadline-exceeded,internal,resource-exhausted,unavailable",
+		NumRetries: wrapperspb.UInt32(2), PerTryTimeout: durationpb.New(2 * time.Second)}
+	rc := &routev3.RouteConfiguration{Name: "50051", VirtualHosts: []*routev3.VirtualHost{{Name: "all", Domains: []string{"*"},
+		Routes: []*routev3.Route{route("retry", "/", retry)}}}}
+	lis := xdstest.FreeAddr(t)
+	newHarness(t, xdstest.Resources{
+		Clusters:  []*clusterv3.Cluster{cl},
+		Listeners: []*listenerv3.Listener{xdstest.HTTPListener("0.0.0.0_50051", lis, xdstest.HCM("50051", "50051"))},
+		Routes:    []*routev3.RouteConfiguration{rc},
+	})
+	conn, err := grpc.NewClient(lis, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := healthpb.NewHealthClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// Two failures, two retries: the client sees SERVING after 3 calls.
+	fh.failures.Store(2)
+	resp, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("with 2 failures and num_retries 2: %v, %v", resp, err)
+	}
+	if n := fh.calls.Load(); n != 3 {
+		t.Errorf("upstream saw %d calls, want 3", n)
+	}
+	// Three failures exhaust the retries: UNAVAILABLE reaches the client.
+	fh.calls.Store(0)
+	fh.failures.Store(3)
+	_, err = client.Check(ctx, &healthpb.HealthCheckRequest{})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "warming up") {
+		t.Fatalf("with 3 failures: %v, want UNAVAILABLE from upstream", err)
+	}
+	if n := fh.calls.Load(); n != 3 {
+		t.Errorf("upstream saw %d calls, want 3 (1 + num_retries)", n)
+	}
+}
