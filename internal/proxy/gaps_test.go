@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -102,5 +105,65 @@ func TestRetryOnGRPCStatus(t *testing.T) {
 	}
 	if n := fh.calls.Load(); n != 3 {
 		t.Errorf("upstream saw %d calls, want 3 (1 + num_retries)", n)
+	}
+}
+
+// connCountingBackend is a backend that counts its distinct connections.
+func connCountingBackend(t *testing.T, name string) (*backend, *atomic.Int64) {
+	var conns atomic.Int64
+	b := &backend{name: name}
+	b.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.hits.Add(1)
+		fmt.Fprint(w, name)
+	}))
+	b.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	b.Start()
+	t.Cleanup(b.Close)
+	return b, &conns
+}
+
+// TestMaxRequestsPerConnection: an upstream HTTP/1.1 connection carries
+// at most max_requests_per_connection requests, set either through
+// HttpProtocolOptions or the deprecated cluster field.
+func TestMaxRequestsPerConnection(t *testing.T) {
+	typed, typedConns := connCountingBackend(t, "typed")
+	legacy, legacyConns := connCountingBackend(t, "legacy")
+	pooled, pooledConns := connCountingBackend(t, "pooled")
+	typedCl := xdstest.StaticCluster("outbound|80||typed", typed.addr())
+	typedCl.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": xdstest.Any(&httpv3.HttpProtocolOptions{
+		CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{MaxRequestsPerConnection: wrapperspb.UInt32(3)},
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &corev3.Http1ProtocolOptions{}}}}})}
+	legacyCl := xdstest.StaticCluster("outbound|80||legacy", legacy.addr())
+	legacyCl.MaxRequestsPerConnection = wrapperspb.UInt32(2) //nolint:staticcheck // the deprecated field is still honoured
+	pooledCl := xdstest.StaticCluster("outbound|80||pooled", pooled.addr())
+	rc := &routev3.RouteConfiguration{Name: "80", VirtualHosts: []*routev3.VirtualHost{{Name: "all", Domains: []string{"*"}, Routes: []*routev3.Route{
+		route("typed", "/typed", toCluster("outbound|80||typed")), route("legacy", "/legacy", toCluster("outbound|80||legacy")),
+		route("pooled", "/pooled", toCluster("outbound|80||pooled"))}}}}
+	lis := xdstest.FreeAddr(t)
+	newHarness(t, xdstest.Resources{
+		Clusters:  []*clusterv3.Cluster{typedCl, legacyCl, pooledCl},
+		Listeners: []*listenerv3.Listener{xdstest.HTTPListener("0.0.0.0_80", lis, xdstest.HCM("80", "80"))},
+		Routes:    []*routev3.RouteConfiguration{rc},
+	})
+	for i := range 9 {
+		for _, p := range []string{"typed", "legacy", "pooled"} {
+			if status, body, _ := get(t, "http://"+lis+"/"+p); status != 200 || body != p {
+				t.Fatalf("%s request %d: %d %q", p, i, status, body)
+			}
+		}
+	}
+	if n := typedConns.Load(); n != 3 {
+		t.Errorf("max_requests_per_connection 3 (HttpProtocolOptions): 9 requests used %d connections, want 3", n)
+	}
+	if n := legacyConns.Load(); n != 5 {
+		t.Errorf("max_requests_per_connection 2 (cluster field): 9 requests used %d connections, want 5", n)
+	}
+	if n := pooledConns.Load(); n != 1 {
+		t.Errorf("no limit: 9 sequential requests used %d connections, want 1", n)
 	}
 }

@@ -69,6 +69,9 @@ type Cluster struct {
 
 	transport http.RoundTripper
 	closeIdle func()
+	// maxPerConn > 1 closes an HTTP/1.1 connection after that many
+	// requests (max_requests_per_connection; 1 disables keep-alive).
+	maxPerConn int64
 	// sockets choose TLS per endpoint (nil: plaintext to every endpoint).
 	sockets *transportSockets
 
@@ -219,6 +222,9 @@ func CompileWith(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment, se
 		}
 		maxPerConn = po.GetCommonHttpProtocolOptions().GetMaxRequestsPerConnection().GetValue()
 	}
+	if maxPerConn == 0 {
+		maxPerConn = c.GetMaxRequestsPerConnection().GetValue() //nolint:staticcheck // deprecated but still emitted
+	}
 	if c.GetHttp2ProtocolOptions() != nil { //nolint:staticcheck // deprecated but still emitted
 		cl.HTTP2 = true
 	}
@@ -226,6 +232,9 @@ func CompileWith(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment, se
 		return nil, err
 	}
 	cl.connSlots = make(chan struct{}, max(cl.maxConnections, 1))
+	if !cl.HTTP2 && maxPerConn > 1 {
+		cl.maxPerConn = int64(maxPerConn)
+	}
 	cl.buildTransport(idle, maxPerConn)
 	return cl, nil
 }
@@ -254,7 +263,11 @@ func (cl *Cluster) dial(ctx context.Context, network, addr string) (net.Conn, er
 	}
 	cl.Stats.CxTotal.Add(1)
 	cl.Stats.CxActive.Add(1)
-	return cl.secure(ctx, &countingConn{Conn: c, stats: cl.Stats}, addr)
+	sc, err := cl.secure(ctx, &countingConn{Conn: c, stats: cl.Stats}, addr)
+	if err != nil || cl.maxPerConn == 0 {
+		return sc, err
+	}
+	return &requestCountingConn{Conn: sc}, nil
 }
 
 // ConnectError marks a failure to connect to the upstream (Envoy's UF).

@@ -116,6 +116,9 @@ func (cl *Cluster) ReleaseRetry() { cl.retriesActive.Add(-1) }
 // RoundTrip sends req (whose URL already names the host) on the cluster's
 // pooled transport.
 func (cl *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
+	if cl.maxPerConn > 0 {
+		req = cl.countRequest(req)
+	}
 	return cl.transport.RoundTrip(req)
 }
 
