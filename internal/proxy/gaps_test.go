@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,6 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/proxy/xdstest"
 )
 
@@ -165,5 +168,39 @@ func TestMaxRequestsPerConnection(t *testing.T) {
 	}
 	if n := pooledConns.Load(); n != 1 {
 		t.Errorf("no limit: 9 sequential requests used %d connections, want 1", n)
+	}
+}
+
+// TestUpstreamServiceTimeAndLocalAddress: a routed response carries
+// x-envoy-upstream-service-time (ms until the upstream's headers), and
+// the access log's upstream_local_address is the address the upstream
+// saw the proxy connect from.
+func TestUpstreamServiceTimeAndLocalAddress(t *testing.T) {
+	var peer atomic.Value
+	b := newBackend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		peer.Store(r.RemoteAddr)
+		time.Sleep(40 * time.Millisecond)
+		fmt.Fprint(w, "slow")
+	})
+	rc := &routev3.RouteConfiguration{Name: "80", VirtualHosts: []*routev3.VirtualHost{{Name: "all", Domains: []string{"*"}, Routes: []*routev3.Route{
+		route("slow", "/", toCluster("outbound|80||slow"))}}}}
+	lis := xdstest.FreeAddr(t)
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	newHarnessWith(t, xdstest.Resources{
+		Clusters:  []*clusterv3.Cluster{xdstest.StaticCluster("outbound|80||slow", b.addr())},
+		Listeners: []*listenerv3.Listener{xdstest.HTTPListener("0.0.0.0_80", lis, xdstest.HCM("80", "80"))},
+		Routes:    []*routev3.RouteConfiguration{rc},
+	}, func(c *bootstrap.Config) { c.AccessLog = logPath })
+	status, _, hdr := get(t, "http://"+lis+"/timed")
+	if status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	ms, err := strconv.Atoi(hdr.Get("X-Envoy-Upstream-Service-Time"))
+	if err != nil || ms < 40 || ms > 5000 {
+		t.Errorf("x-envoy-upstream-service-time %q, want the upstream's ~40ms", hdr.Get("X-Envoy-Upstream-Service-Time"))
+	}
+	line := waitLine(t, logPath, "the access log line", pathIs("/timed"))
+	if got, want := line["upstream_local_address"], peer.Load(); got != want {
+		t.Errorf("upstream_local_address %v, want %v (the backend's view of the proxy)", got, want)
 	}
 }

@@ -271,6 +271,7 @@ func HTTPEntry(in *httpproxy.Info) Entry {
 	if in.Upstream != nil {
 		e.UpstreamHost = in.Upstream.Addr
 	}
+	e.UpstreamLocalAddress = in.UpstreamLocalAddress
 	if strContains(in.Flags, httpproxy.FlagConnectFailure) {
 		e.UpstreamTransportFailure = "connection_failure"
 	}

@@ -439,7 +439,7 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(replay)), nil }
 		}
 		sent := time.Now()
-		res = h.attempt(ctx, cl, host, out, route)
+		res = h.attempt(ctx, cl, host, out, route, &info.UpstreamLocalAddress)
 		info.UpstreamServiceTime = time.Since(sent)
 		if retrying {
 			cl.ReleaseRetry()
@@ -501,6 +501,8 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 	for k, vs := range resp.Header {
 		hdr[k] = vs
 	}
+	// Envoy's router reports how long the upstream took to answer.
+	hdr.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(info.UpstreamServiceTime.Milliseconds(), 10))
 	route.ResponseHeaders.Apply(hdr)
 	if wi >= 0 {
 		route.Weighted[wi].ResponseHeaders.Apply(hdr)
@@ -547,7 +549,7 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 }
 
 // attempt sends one try to host and classifies the outcome.
-func (h *Handler) attempt(ctx context.Context, cl *upstream.Cluster, host *upstream.Host, out *http.Request, route *router.Route) attemptResult {
+func (h *Handler) attempt(ctx context.Context, cl *upstream.Cluster, host *upstream.Host, out *http.Request, route *router.Route, local *string) attemptResult {
 	release, err := cl.Acquire(ctx)
 	if err != nil {
 		if errors.Is(err, upstream.ErrOverflow) {
@@ -564,7 +566,8 @@ func (h *Handler) attempt(ctx context.Context, cl *upstream.Cluster, host *upstr
 		req = out.WithContext(tryCtx)
 	}
 	host.Active.Add(1)
-	resp, err := cl.RoundTrip(req)
+	*local = ""
+	resp, err := cl.RoundTripLocal(req, local)
 	host.Active.Add(-1)
 	if err != nil {
 		if cancel != nil {

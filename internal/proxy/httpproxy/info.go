@@ -97,6 +97,9 @@ type Info struct {
 	// UpstreamServiceTime is how long the last upstream attempt took to
 	// return response headers (x-envoy-upstream-service-time).
 	UpstreamServiceTime time.Duration
+	// UpstreamLocalAddress is the local ip:port of the upstream
+	// connection the last attempt was sent on, "" if none.
+	UpstreamLocalAddress string
 }
 
 // Observer receives Info for every request (telemetry, access logs). It

@@ -14,19 +14,26 @@ type requestCountingConn struct {
 	requests atomic.Int64
 }
 
-// countRequest returns a copy of req that, once the transport has
-// chosen its connection, asks for that connection to be closed after
-// the response ("Connection: close") if it is the connection's last
-// allowed request. The transport then does not reuse it, and the
-// upstream closes it after responding.
-func (cl *Cluster) countRequest(req *http.Request) *http.Request {
-	hdr := req.Header.Clone()
+// traced returns a copy of req whose connection choice is observed:
+// the local address of the chosen connection is stored in *local (when
+// local is not nil), and, with max_requests_per_connection, the
+// connection's last allowed request asks for it to be closed after the
+// response ("Connection: close"), so that the transport does not reuse
+// it and the upstream closes it after responding.
+func (cl *Cluster) traced(req *http.Request, local *string) *http.Request {
+	hdr := req.Header
+	if cl.maxPerConn > 0 {
+		hdr = req.Header.Clone() // the caller's header map is not ours to change
+	}
 	limit := cl.maxPerConn
 	var out *http.Request
 	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-		if c, ok := info.Conn.(*requestCountingConn); ok && c.requests.Add(1) >= limit {
-			// GotConn runs before the request is written; the header
-			// map is shared with the transport's internal copy.
+		// GotConn runs on the caller's goroutine before the request is
+		// written; the header map is shared with the transport's copy.
+		if local != nil {
+			*local = info.Conn.LocalAddr().String()
+		}
+		if c, ok := info.Conn.(*requestCountingConn); ok && limit > 0 && c.requests.Add(1) >= limit {
 			hdr.Set("Connection", "close")
 			out.Close = true
 		}

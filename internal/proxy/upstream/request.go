@@ -117,9 +117,17 @@ func (cl *Cluster) ReleaseRetry() { cl.retriesActive.Add(-1) }
 // pooled transport.
 func (cl *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
 	if cl.maxPerConn > 0 {
-		req = cl.countRequest(req)
+		req = cl.traced(req, nil)
 	}
 	return cl.transport.RoundTrip(req)
+}
+
+// RoundTripLocal is RoundTrip that also stores in *local the local
+// address (ip:port) of the upstream connection the request was sent on
+// (the access log's upstream_local_address). *local is unchanged when no
+// connection was obtained.
+func (cl *Cluster) RoundTripLocal(req *http.Request, local *string) (*http.Response, error) {
+	return cl.transport.RoundTrip(cl.traced(req, local))
 }
 
 // Record notes the outcome of a request to h: status, or 0 when the
