@@ -210,6 +210,7 @@ func (p *Proxy) statLines() [][2]string {
 	add("tcp.downstream_cx_tx_bytes_total", t.BytesSent.Load())
 	add("tcp.downstream_cx_rx_bytes_total", t.BytesReceived.Load())
 	add("tcp.upstream_cx_connect_fail", t.ConnectFail.Load())
+	add("tcp.idle_timeout", t.IdleTimeout.Load())
 	st := p.xds.Status()
 	for _, typ := range sortedNames(st.Types) {
 		ts := st.Types[typ]

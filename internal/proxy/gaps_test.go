@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -202,5 +204,67 @@ func TestUpstreamServiceTimeAndLocalAddress(t *testing.T) {
 	line := waitLine(t, logPath, "the access log line", pathIs("/timed"))
 	if got, want := line["upstream_local_address"], peer.Load(); got != want {
 		t.Errorf("upstream_local_address %v, want %v (the backend's view of the proxy)", got, want)
+	}
+}
+
+// echoServer accepts connections and echoes them until closed; closed
+// reports how many of its connections ended.
+func echoServer(t *testing.T) (addr string, closed *atomic.Int64) {
+	closed = new(atomic.Int64)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close(); closed.Add(1) }()
+		}
+	}()
+	return l.Addr().String(), closed
+}
+
+// TestTCPProxyIdleTimeout: tcp_proxy closes a proxied connection on which
+// nothing moved for idle_timeout, both towards the client and the
+// upstream, but keeps a connection with regular traffic open past it.
+func TestTCPProxyIdleTimeout(t *testing.T) {
+	echo, upClosed := echoServer(t)
+	lis := xdstest.FreeAddr(t)
+	l := xdstest.TCPListener("0.0.0.0_7000", lis, "outbound|7000||echo")
+	tp := &tcpv3.TcpProxy{StatPrefix: "echo", ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "outbound|7000||echo"},
+		IdleTimeout: durationpb.New(300 * time.Millisecond)}
+	l.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: xdstest.Any(tp)}
+	h := newHarness(t, xdstest.Resources{
+		Clusters:  []*clusterv3.Cluster{xdstest.StaticCluster("outbound|7000||echo", echo)},
+		Listeners: []*listenerv3.Listener{l},
+	})
+	c, err := net.Dial("tcp", lis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second)) // a hang fails the test instead of blocking it
+	buf := make([]byte, 1)
+	// Traffic every 100ms for 10 timeouts' worth of rounds keeps it open.
+	for i := range 10 {
+		if _, err := c.Write([]byte{byte('a' + i)}); err != nil {
+			t.Fatalf("write %d while active: %v", i, err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil || buf[0] != byte('a'+i) {
+			t.Fatalf("echo %d while active: %q %v", i, buf, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Silence: the proxy closes the connection (EOF, not our deadline).
+	if n, err := c.Read(buf); err != io.EOF {
+		t.Fatalf("idle connection: read %d, %v; want EOF from the idle timeout", n, err)
+	}
+	waitFor(t, "the upstream connection to close", func() bool { return upClosed.Load() == 1 })
+	if s := adminGet(t, h.p.Addr("admin"), "/stats"); !strings.Contains(s, "tcp.idle_timeout: 1\n") {
+		t.Errorf("stats lack tcp.idle_timeout: 1:\n%s", grep(s, "tcp."))
 	}
 }

@@ -65,7 +65,10 @@ type Chain struct {
 type TCPProxy struct {
 	StatPrefix string
 	Clusters   []WeightedName
-	total      uint32
+	// IdleTimeout closes a connection on which no bytes moved in either
+	// direction for that long (Envoy's default 1h; 0 disables).
+	IdleTimeout time.Duration
+	total       uint32
 }
 
 // WeightedName is a cluster with a weight.
@@ -246,7 +249,13 @@ func compileChain(field string, fc *listenerv3.FilterChain, deps Deps) (*Chain, 
 			if err := tc.UnmarshalTo(t); err != nil {
 				return nil, fmt.Errorf("%s: %v", ff, err)
 			}
-			tp := &TCPProxy{StatPrefix: t.GetStatPrefix()}
+			tp := &TCPProxy{StatPrefix: t.GetStatPrefix(), IdleTimeout: time.Hour}
+			if d := t.GetIdleTimeout(); d != nil {
+				if err := d.CheckValid(); err != nil || d.AsDuration() < 0 {
+					return nil, fmt.Errorf("%s.idle_timeout: invalid duration %v", ff, d)
+				}
+				tp.IdleTimeout = d.AsDuration()
+			}
 			if cl := t.GetCluster(); cl != "" {
 				tp.Clusters = []WeightedName{{cl, 1}}
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -37,6 +36,8 @@ type TCPObserver interface {
 // TCPStats are tcp_proxy counters.
 type TCPStats struct {
 	CxTotal, CxActive, BytesSent, BytesReceived, NoRoute, ConnectFail atomic.Int64
+	// IdleTimeout counts connections closed by the idle timeout.
+	IdleTimeout atomic.Int64
 }
 
 // Manager binds listeners and serves their connections. Apply swaps the
@@ -413,8 +414,9 @@ func (m *Manager) tcpProxy(conn, raw net.Conn, tp *TCPProxy, info *httpproxy.Con
 	}
 	done := make(chan struct{})
 	var received int64
+	idle := newIdleTracker(tp.IdleTimeout, raw, up, &m.TCP)
 	go func() {
-		n, _ := io.Copy(up, raw) // TCPConn to TCPConn: splice
+		n, _ := idle.copy(up, raw) // TCPConn to TCPConn: splice
 		received = n
 		m.TCP.BytesReceived.Add(n)
 		if tc, ok := up.(interface{ CloseWrite() error }); ok {
@@ -422,7 +424,7 @@ func (m *Manager) tcpProxy(conn, raw net.Conn, tp *TCPProxy, info *httpproxy.Con
 		}
 		close(done)
 	}()
-	n, _ := io.Copy(raw, up)
+	n, _ := idle.copy(raw, up)
 	m.TCP.BytesSent.Add(n)
 	if tc, ok := raw.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
