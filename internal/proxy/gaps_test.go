@@ -16,6 +16,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -25,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -266,5 +268,79 @@ func TestTCPProxyIdleTimeout(t *testing.T) {
 	waitFor(t, "the upstream connection to close", func() bool { return upClosed.Load() == 1 })
 	if s := adminGet(t, h.p.Addr("admin"), "/stats"); !strings.Contains(s, "tcp.idle_timeout: 1\n") {
 		t.Errorf("stats lack tcp.idle_timeout: 1:\n%s", grep(s, "tcp."))
+	}
+}
+
+// lle is one locality's endpoints; unhealthy addresses are marked so in EDS.
+func lle(zone string, priority, weight uint32, healthy []string, unhealthy ...string) *endpointv3.LocalityLbEndpoints {
+	l := &endpointv3.LocalityLbEndpoints{Locality: &corev3.Locality{Region: "r1", Zone: zone}, Priority: priority}
+	if weight > 0 {
+		l.LoadBalancingWeight = wrapperspb.UInt32(weight)
+	}
+	for i, a := range append(append([]string{}, healthy...), unhealthy...) {
+		hs := corev3.HealthStatus_HEALTHY
+		if i >= len(healthy) {
+			hs = corev3.HealthStatus_UNHEALTHY
+		}
+		l.LbEndpoints = append(l.LbEndpoints, &endpointv3.LbEndpoint{HealthStatus: hs,
+			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: xdstest.SocketAddress(a)}}})
+	}
+	return l
+}
+
+// TestPriorityOverprovisioningAndLocalityWeights: with half of priority
+// 0 unhealthy, Envoy's overprovisioning factor (1.4) keeps 70% of the
+// traffic on priority 0 and spills 30% to priority 1 (50% with factor
+// 1.0); with locality_weighted_lb_config, localities weighted 3:1 get
+// 75%:25% of the traffic.
+func TestPriorityOverprovisioningAndLocalityWeights(t *testing.T) {
+	p0 := newBackend(t, "p0", nil)
+	p1 := newBackend(t, "p1", nil)
+	za := newBackend(t, "za", nil)
+	zb := newBackend(t, "zb", nil)
+	dead := deadAddr(t)
+	spill := xdstest.StaticCluster("outbound|80||spill", p0.addr())
+	spill.LoadAssignment = &endpointv3.ClusterLoadAssignment{ClusterName: "outbound|80||spill", Endpoints: []*endpointv3.LocalityLbEndpoints{
+		lle("z1", 0, 1, []string{p0.addr()}, dead), lle("z2", 1, 1, []string{p1.addr()})}}
+	spill100 := proto.Clone(spill).(*clusterv3.Cluster)
+	spill100.Name, spill100.LoadAssignment.ClusterName = "outbound|80||spill100", "outbound|80||spill100"
+	spill100.LoadAssignment.Policy = &endpointv3.ClusterLoadAssignment_Policy{OverprovisioningFactor: wrapperspb.UInt32(100)}
+	weighted := xdstest.StaticCluster("outbound|80||weighted", za.addr())
+	weighted.LoadAssignment = &endpointv3.ClusterLoadAssignment{ClusterName: "outbound|80||weighted", Endpoints: []*endpointv3.LocalityLbEndpoints{
+		lle("a", 0, 3, []string{za.addr()}), lle("b", 0, 1, []string{zb.addr()})}}
+	weighted.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{LocalityConfigSpecifier: &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig_{
+		LocalityWeightedLbConfig: &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig{}}}
+	rc := &routev3.RouteConfiguration{Name: "80", VirtualHosts: []*routev3.VirtualHost{{Name: "all", Domains: []string{"*"}, Routes: []*routev3.Route{
+		route("spill100", "/spill100", toCluster("outbound|80||spill100")), route("spill", "/spill", toCluster("outbound|80||spill")),
+		route("weighted", "/weighted", toCluster("outbound|80||weighted"))}}}}
+	lis := xdstest.FreeAddr(t)
+	newHarness(t, xdstest.Resources{
+		Clusters:  []*clusterv3.Cluster{spill, spill100, weighted},
+		Listeners: []*listenerv3.Listener{xdstest.HTTPListener("0.0.0.0_80", lis, xdstest.HCM("80", "80"))},
+		Routes:    []*routev3.RouteConfiguration{rc},
+	})
+	const n = 400
+	share := func(path, want string) float64 {
+		hits := 0
+		for range n {
+			status, _, hdr := get(t, "http://"+lis+path)
+			if status != 200 {
+				t.Fatalf("%s: status %d", path, status)
+			}
+			if hdr.Get("X-Backend") == want {
+				hits++
+			}
+		}
+		return float64(hits) / n
+	}
+	// Binomial standard deviations are ~2.3%; the bounds are 4 of them.
+	if s := share("/spill", "p1"); s < 0.2 || s > 0.4 {
+		t.Errorf("priority 1 got %.0f%% of the traffic with priority 0 half healthy, want ~30%%", 100*s)
+	}
+	if s := share("/spill100", "p1"); s < 0.4 || s > 0.6 {
+		t.Errorf("with overprovisioning_factor 100 priority 1 got %.0f%%, want ~50%%", 100*s)
+	}
+	if s := share("/weighted", "za"); s < 0.65 || s > 0.85 {
+		t.Errorf("locality weighted 3:1 gave locality a %.0f%%, want ~75%%", 100*s)
 	}
 }

@@ -72,6 +72,9 @@ type Cluster struct {
 	// maxPerConn > 1 closes an HTTP/1.1 connection after that many
 	// requests (max_requests_per_connection; 1 disables keep-alive).
 	maxPerConn int64
+	// localityWeighted splits priority levels by locality weight
+	// (common_lb_config.locality_weighted_lb_config).
+	localityWeighted bool
 	// sockets choose TLS per endpoint (nil: plaintext to every endpoint).
 	sockets *transportSockets
 
@@ -164,7 +167,12 @@ func CompileWith(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment, se
 	if err != nil {
 		return nil, err
 	}
-	cl.hosts.Store(newHostSet(hosts, cl.policy, cl.ringMin))
+	cl.localityWeighted = c.GetCommonLbConfig().GetLocalityWeightedLbConfig() != nil
+	if cl.Kind == KindEDS {
+		cl.hosts.Store(cl.newHosts(hosts, cla))
+	} else {
+		cl.hosts.Store(cl.newHosts(hosts, c.GetLoadAssignment()))
+	}
 
 	for _, t := range c.GetCircuitBreakers().GetThresholds() {
 		if t.GetPriority() != corev3.RoutingPriority_DEFAULT {

@@ -28,6 +28,11 @@ type hostSet struct {
 	// several; each never enters panic mode (the whole set does).
 	levels  []*hostSet
 	noPanic bool
+	// overprovision is the load assignment's overprovisioning factor in
+	// percent (0: Envoy's default 140).
+	overprovision int
+	// localities split a level by locality (locality_weighted_lb_config).
+	localities []locality
 }
 
 type ringEntry struct {

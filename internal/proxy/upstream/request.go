@@ -18,6 +18,9 @@ func (cl *Cluster) Pick(origDst string, hash uint64, hasHash bool, skip func(*Ho
 	}
 	cl.refreshDNS()
 	hs := cl.hosts.Load()
+	if h := cl.pickSpread(hs, hash, hasHash, skip); h != nil {
+		return h
+	}
 	var h *Host
 	for _, level := range hs.levels {
 		if h = cl.balancer.Pick(level, hash, hasHash, skip); h != nil {

@@ -73,7 +73,7 @@ func BuildWith(clusters map[string]*clusterv3.Cluster, endpoints map[string]*end
 				if err != nil {
 					return nil, nil, err
 				}
-				updates = append(updates, pending{old, newHostSet(hosts, old.policy, old.ringMin)})
+				updates = append(updates, pending{old, old.newHosts(hosts, cla)})
 			}
 			next.clusters[name] = old
 			continue
