@@ -271,7 +271,9 @@ func HTTPEntry(in *httpproxy.Info) Entry {
 	if in.Upstream != nil {
 		e.UpstreamHost = in.Upstream.Addr
 	}
-	e.UpstreamLocalAddress = in.UpstreamLocalAddress
+	if a := in.UpstreamLocalAddress; a != nil {
+		e.UpstreamLocalAddress = a.String()
+	}
 	if strContains(in.Flags, httpproxy.FlagConnectFailure) {
 		e.UpstreamTransportFailure = "connection_failure"
 	}

@@ -549,7 +549,7 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 }
 
 // attempt sends one try to host and classifies the outcome.
-func (h *Handler) attempt(ctx context.Context, cl *upstream.Cluster, host *upstream.Host, out *http.Request, route *router.Route, local *string) attemptResult {
+func (h *Handler) attempt(ctx context.Context, cl *upstream.Cluster, host *upstream.Host, out *http.Request, route *router.Route, local *net.Addr) attemptResult {
 	release, err := cl.Acquire(ctx)
 	if err != nil {
 		if errors.Is(err, upstream.ErrOverflow) {
@@ -566,7 +566,7 @@ func (h *Handler) attempt(ctx context.Context, cl *upstream.Cluster, host *upstr
 		req = out.WithContext(tryCtx)
 	}
 	host.Active.Add(1)
-	*local = ""
+	*local = nil
 	resp, err := cl.RoundTripLocal(req, local)
 	host.Active.Add(-1)
 	if err != nil {

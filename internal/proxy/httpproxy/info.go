@@ -7,6 +7,7 @@ package httpproxy
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"time"
 
@@ -97,9 +98,9 @@ type Info struct {
 	// UpstreamServiceTime is how long the last upstream attempt took to
 	// return response headers (x-envoy-upstream-service-time).
 	UpstreamServiceTime time.Duration
-	// UpstreamLocalAddress is the local ip:port of the upstream
-	// connection the last attempt was sent on, "" if none.
-	UpstreamLocalAddress string
+	// UpstreamLocalAddress is the local address of the upstream
+	// connection the last attempt was sent on, nil if none.
+	UpstreamLocalAddress net.Addr
 }
 
 // Observer receives Info for every request (telemetry, access logs). It

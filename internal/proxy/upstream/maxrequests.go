@@ -20,7 +20,7 @@ type requestCountingConn struct {
 // connection's last allowed request asks for it to be closed after the
 // response ("Connection: close"), so that the transport does not reuse
 // it and the upstream closes it after responding.
-func (cl *Cluster) traced(req *http.Request, local *string) *http.Request {
+func (cl *Cluster) traced(req *http.Request, local *net.Addr) *http.Request {
 	hdr := req.Header
 	if cl.maxPerConn > 0 {
 		hdr = req.Header.Clone() // the caller's header map is not ours to change
@@ -31,7 +31,7 @@ func (cl *Cluster) traced(req *http.Request, local *string) *http.Request {
 		// GotConn runs on the caller's goroutine before the request is
 		// written; the header map is shared with the transport's copy.
 		if local != nil {
-			*local = info.Conn.LocalAddr().String()
+			*local = info.Conn.LocalAddr()
 		}
 		if c, ok := info.Conn.(*requestCountingConn); ok && limit > 0 && c.requests.Add(1) >= limit {
 			hdr.Set("Connection", "close")

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"time"
 )
@@ -126,10 +127,10 @@ func (cl *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // RoundTripLocal is RoundTrip that also stores in *local the local
-// address (ip:port) of the upstream connection the request was sent on
-// (the access log's upstream_local_address). *local is unchanged when no
-// connection was obtained.
-func (cl *Cluster) RoundTripLocal(req *http.Request, local *string) (*http.Response, error) {
+// address of the upstream connection the request was sent on (the access
+// log's upstream_local_address). *local is unchanged when no connection
+// was obtained.
+func (cl *Cluster) RoundTripLocal(req *http.Request, local *net.Addr) (*http.Response, error) {
 	return cl.transport.RoundTrip(cl.traced(req, local))
 }
 
