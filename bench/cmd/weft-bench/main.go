@@ -91,7 +91,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.cacheBin, "cache-bin", filepath.Join(home, ".cache/weft-bench/bin"), "directory holding fortio-<version> and caddy-<version>")
 	fs.IntVar(&c.proxyCPU, "proxy-cpu", 0, "CPU the proxy under test is pinned to")
 	fs.IntVar(&c.loadCPU, "load-cpu", 1, "CPU fortio and the backend are pinned to")
-	fs.BoolVar(&c.meshMTLS, "mesh-mtls", false, "scenario 4 with mutual TLS between the sidecars (not implemented in weft-proxy yet)")
+	fs.BoolVar(&c.meshMTLS, "mesh-mtls", false, "scenario 4 with mutual TLS between the sidecars (not wired in the harness yet)")
 	defNice := 0
 	if os.Geteuid() == 0 {
 		defNice = -10
