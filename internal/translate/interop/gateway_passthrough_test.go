@@ -2,11 +2,9 @@ package interop_test
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,16 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-
-	"github.com/weftmesh/weft/internal/manifest"
-	"github.com/weftmesh/weft/internal/model"
-	"github.com/weftmesh/weft/internal/proxy/listener"
-	"github.com/weftmesh/weft/internal/proxy/router"
-	"github.com/weftmesh/weft/internal/proxy/upstream"
-	"github.com/weftmesh/weft/internal/translate"
 )
 
 // TestGatewayTLSPassthroughBySNI runs an ingress gateway compiled from a
@@ -97,47 +85,7 @@ spec:
   - match: [{port: GPORT, sniHosts: [shop.example.com]}]
     route: [{destination: {host: shop.example.com, port: {number: 443}}}]
 `)
-	cfgs, diags := manifest.Decode("passthrough.yaml", []byte(yaml), "file")
-	if len(diags) > 0 {
-		t.Fatal(diags)
-	}
-	snap := model.NewStore().Update(&model.SourceState{Source: "file", Configs: cfgs, Synced: true})
-	res := translate.Generate(snap, &model.Proxy{Type: model.ProxyRouter, Namespace: "istio-system", Workload: "istio-ingressgateway",
-		Labels: map[string]string{"istio": "ingressgateway"}, IPs: []string{"127.0.0.1"}})
-	if len(res.Diagnostics) > 0 {
-		t.Fatalf("diagnostics: %v", res.Diagnostics)
-	}
-	cs := map[string]*clusterv3.Cluster{}
-	for _, c := range res.Clusters {
-		cs[c.Name] = c
-	}
-	es := map[string]*endpointv3.ClusterLoadAssignment{}
-	for _, e := range res.Endpoints {
-		es[e.ClusterName] = e
-	}
-	set, commit, err := upstream.Build(cs, es, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	commit()
-	rr := routedResolver{set: set, tables: map[string]*router.Table{}}
-	mgr := listener.NewManager(rr, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		mgr.Stop(ctx)
-	}()
-	var ls []*listener.Listener
-	for _, lc := range res.Listeners {
-		c, err := listener.Compile(lc, listener.Deps{Resolver: rr})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, c)
-	}
-	if err := mgr.Apply(ls); err != nil {
-		t.Fatal(err)
-	}
+	serveTranslated(t, gatewayResources(t, "passthrough.yaml", yaml))
 	addr := "127.0.0.1:" + gport
 
 	get := func(sni string) (string, error) {

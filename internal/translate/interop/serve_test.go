@@ -1,0 +1,82 @@
+package interop_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+
+	"github.com/weftmesh/weft/internal/manifest"
+	"github.com/weftmesh/weft/internal/model"
+	"github.com/weftmesh/weft/internal/proxy/listener"
+	"github.com/weftmesh/weft/internal/proxy/router"
+	"github.com/weftmesh/weft/internal/proxy/upstream"
+	"github.com/weftmesh/weft/internal/translate"
+)
+
+// gatewayResources translates yaml for the ingress gateway proxy
+// (istio=ingressgateway in istio-system), failing on any diagnostic.
+func gatewayResources(t *testing.T, file, yaml string) *translate.Resources {
+	t.Helper()
+	cfgs, diags := manifest.Decode(file, []byte(yaml), "file")
+	if len(diags) > 0 {
+		t.Fatal(diags)
+	}
+	snap := model.NewStore().Update(&model.SourceState{Source: "file", Configs: cfgs, Synced: true})
+	res := translate.Generate(snap, &model.Proxy{Type: model.ProxyRouter, Namespace: "istio-system", Workload: "istio-ingressgateway",
+		Labels: map[string]string{"istio": "ingressgateway"}, IPs: []string{"127.0.0.1"}})
+	if len(res.Diagnostics) > 0 {
+		t.Fatalf("diagnostics: %v", res.Diagnostics)
+	}
+	return res
+}
+
+// serveTranslated runs res's listeners with weft-proxy's own compilers
+// (clusters and endpoints, RDS route tables) until the test ends, and
+// returns how many listeners it serves.
+func serveTranslated(t *testing.T, res *translate.Resources) int {
+	t.Helper()
+	cs := map[string]*clusterv3.Cluster{}
+	for _, c := range res.Clusters {
+		cs[c.Name] = c
+	}
+	es := map[string]*endpointv3.ClusterLoadAssignment{}
+	for _, e := range res.Endpoints {
+		es[e.ClusterName] = e
+	}
+	set, commit, err := upstream.Build(cs, es, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit()
+	rr := routedResolver{set: set, tables: map[string]*router.Table{}}
+	for _, rc := range res.Routes {
+		tab, err := router.Compile(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rr.tables[rc.Name] = tab
+	}
+	mgr := listener.NewManager(rr, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		mgr.Stop(ctx)
+	})
+	var ls []*listener.Listener
+	for _, lc := range res.Listeners {
+		c, err := listener.Compile(lc, listener.Deps{Resolver: rr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, c)
+	}
+	if err := mgr.Apply(ls); err != nil {
+		t.Fatal(err)
+	}
+	return len(ls)
+}
