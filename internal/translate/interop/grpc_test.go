@@ -3,20 +3,15 @@ package interop_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
-	xdsgrpc "google.golang.org/grpc/xds"
 
 	"github.com/weftmesh/weft/internal/manifest"
-	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/translate"
 	"github.com/weftmesh/weft/internal/xds"
 )
@@ -111,38 +106,7 @@ func testProxylessGRPCClient(t *testing.T, gen xds.Generator) {
 	if len(diags) > 0 {
 		t.Fatal(diags)
 	}
-	store := model.NewStore()
-	store.Update(&model.SourceState{Source: "test", Configs: configs, Synced: true})
-	srv := xds.New(xds.Options{Generator: gen, Store: store, Debounce: time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, lis) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("xDS server: %v", err)
-		}
-	}()
-
-	bootstrap := fmt.Sprintf(`{
-		"xds_servers": [{"server_uri": %q, "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
-		"node": {"id": "sidecar~127.0.0.9~client.default~default.svc.cluster.local", "metadata": {"GENERATOR": "grpc"}}
-	}`, lis.Addr().String())
-	resolver, err := xdsgrpc.NewXDSResolverWithConfigForTesting([]byte(bootstrap))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient("xds:///echo.default.svc.cluster.local:8080", grpc.WithResolvers(resolver),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := proxylessConn(t, configs, gen)
 	client := testgrpc.NewTestServiceClient(conn)
 	call := func(md ...string) string {
 		t.Helper()

@@ -2,13 +2,19 @@ package interop_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
+	xdsgrpc "google.golang.org/grpc/xds"
+
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/weftmesh/weft/internal/manifest"
 	"github.com/weftmesh/weft/internal/model"
@@ -16,6 +22,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/router"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/translate"
+	"github.com/weftmesh/weft/internal/xds"
 )
 
 // gatewayResources translates yaml for the ingress gateway proxy
@@ -79,4 +86,44 @@ func serveTranslated(t *testing.T, res *translate.Resources) int {
 		t.Fatal(err)
 	}
 	return len(ls)
+}
+
+// proxylessConn serves configs through weft's xDS server with generator
+// gen and returns a grpc-go client connection to
+// xds:///echo.default.svc.cluster.local:8080 that takes its configuration
+// from it, as a proxyless client (GENERATOR grpc) in namespace default.
+func proxylessConn(t *testing.T, configs []*model.Config, gen xds.Generator) *grpc.ClientConn {
+	t.Helper()
+	store := model.NewStore()
+	store.Update(&model.SourceState{Source: "test", Configs: configs, Synced: true})
+	srv := xds.New(xds.Options{Generator: gen, Store: store, Debounce: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, lis) }()
+	bootstrap := fmt.Sprintf(`{
+		"xds_servers": [{"server_uri": %q, "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
+		"node": {"id": "sidecar~127.0.0.9~client.default~default.svc.cluster.local", "metadata": {"GENERATOR": "grpc"}}
+	}`, lis.Addr().String())
+	resolver, err := xdsgrpc.NewXDSResolverWithConfigForTesting([]byte(bootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient("xds:///echo.default.svc.cluster.local:8080", grpc.WithResolvers(resolver),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("xDS server: %v", err)
+		}
+	})
+	return conn
 }
