@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
-	xdsgrpc "google.golang.org/grpc/xds"
-
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	xdsgrpc "google.golang.org/grpc/xds"
 
 	"github.com/weftmesh/weft/internal/manifest"
 	"github.com/weftmesh/weft/internal/model"
