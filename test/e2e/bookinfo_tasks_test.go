@@ -53,53 +53,22 @@ func TestBookinfoTasks(t *testing.T) {
 	})
 
 	t.Run("all traffic to v1", func(t *testing.T) {
-		d.apply("virtual-service-all-v1.yaml")
-		if c := d.countStars("", 30); c["none"] != 30 {
-			t.Fatalf("anonymous: %v, want only v1 (no stars)", c)
-		}
-		if c := d.countStars("jason", 10); c["none"] != 10 {
-			t.Fatalf("jason: %v, want only v1 (no stars)", c)
-		}
+		taskAllV1(t, d)
 	})
 
 	t.Run("jason to reviews v2", func(t *testing.T) {
-		d.apply("virtual-service-reviews-test-v2.yaml")
-		if c := d.countStars("jason", 20); c["black"] != 20 {
-			t.Fatalf("jason: %v, want only v2 (black stars)", c)
-		}
-		if c := d.countStars("", 20); c["none"] != 20 {
-			t.Fatalf("anonymous: %v, want only v1", c)
-		}
-		if c := d.countStars("mary", 10); c["none"] != 10 {
-			t.Fatalf("mary: %v, want only v1", c)
-		}
+		taskJasonV2(t, d)
 	})
 
 	t.Run("7s ratings delay for jason hits productpage's timeout", func(t *testing.T) {
-		d.apply("virtual-service-ratings-test-delay.yaml")
-		p := d.productPage("jason")
-		if p.status != http.StatusOK || !strings.Contains(p.body, reviewsUnavailable) {
-			t.Fatalf("jason: status %d, want %q in:\n%.2000s", p.status, reviewsUnavailable, p.body)
-		}
-		// productpage waits 3s for reviews and tries twice; the failure
-		// bound only says the page did wait for the delay.
-		if p.elapsed < 2*time.Second {
-			t.Errorf("jason's page took %s; the 7s delay should have made productpage time out (3s, twice)", p.elapsed)
-		}
-		if p := d.productPage(""); p.stars() != "none" || strings.Contains(p.body, "unavailable") {
-			t.Fatalf("anonymous page changed:\n%.2000s", p.body)
-		}
+		taskRatingsDelay(t, d)
 	})
 
 	t.Run("ratings abort for jason", func(t *testing.T) {
 		// weft-proxy labels fault-injected responses destination "unknown"
 		// (Envoy knows the route's cluster): match on reporter, code and flag.
 		before := d.requestsTotal(reviewsV2Addr, `reporter="source"`, `response_code="500"`, `response_flags="FI"`)
-		d.apply("virtual-service-ratings-test-abort.yaml")
-		p := d.productPage("jason")
-		if p.status != http.StatusOK || !strings.Contains(p.body, ratingsUnavailable) || strings.Contains(p.body, reviewsUnavailable) {
-			t.Fatalf("jason: status %d, want %q (and reviews shown):\n%.2000s", p.status, ratingsUnavailable, p.body)
-		}
+		taskRatingsAbort(t, d)
 		after := d.requestsTotal(reviewsV2Addr, `reporter="source"`, `response_code="500"`, `response_flags="FI"`)
 		if after <= before {
 			t.Errorf("reviews-v2 sidecar: istio_requests_total with 500 FI went %d -> %d, want an increase", before, after)
@@ -107,107 +76,32 @@ func TestBookinfoTasks(t *testing.T) {
 	})
 
 	t.Run("shift 50/50 v1/v3 then all to v3", func(t *testing.T) {
-		d.apply("virtual-service-reviews-50-v3.yaml")
-		const n = 200
-		c := d.countStars("", n)
-		// Binomial(200, 0.5): mean 100, sd 7.07; |v3-100| > 35 (4.95 sd)
-		// happens with probability below 1e-6 when the split is right.
-		if c["none"]+c["red"] != n || c["red"] < 65 || c["red"] > 135 {
-			t.Fatalf("%d requests: %v, want only v1 and v3, v3 in [65, 135]", n, c)
-		}
-		t.Logf("50/50 split over %d requests: v1 %d, v3 %d", n, c["none"], c["red"])
-		d.apply("virtual-service-reviews-v3.yaml")
-		if c := d.countStars("", 30); c["red"] != 30 {
-			t.Fatalf("after virtual-service-reviews-v3.yaml: %v, want only v3 (red stars)", c)
-		}
+		taskShift(t, d)
 	})
 
 	t.Run("0.5s reviews timeout with 2s ratings delay", func(t *testing.T) {
-		d.apply("request-timeouts.yaml")
 		before := d.requestsTotal(productpageAddr, `reporter="source"`, `destination_service_name="reviews"`, `response_code="504"`, `response_flags="UT"`)
-		p := d.productPage("")
-		if p.status != http.StatusOK || !strings.Contains(p.body, reviewsUnavailable) {
-			t.Fatalf("status %d, want %q:\n%.2000s", p.status, reviewsUnavailable, p.body)
-		}
-		// Without the timeout the page would wait for ratings (2s, and
-		// reviews would render); generous bound.
-		if p.elapsed > 10*time.Second {
-			t.Errorf("page took %s", p.elapsed)
-		}
+		taskRequestTimeout(t, d)
 		after := d.requestsTotal(productpageAddr, `reporter="source"`, `destination_service_name="reviews"`, `response_code="504"`, `response_flags="UT"`)
 		if after < before+2 { // productpage tries reviews twice
 			t.Errorf("productpage sidecar: reviews 504 UT went %d -> %d, want +2", before, after)
 		}
 	})
 
-	fortioEgress := "http://" + egressAddr(50)
-	proxyURL, _ := url.Parse(fortioEgress)
-	// The fortio client workload's outbound calls, through its sidecar.
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		Proxy: http.ProxyURL(proxyURL), MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64,
-	}}
+	// The fortio client workload's outbound calls, through its sidecar's
+	// forward proxy (HTTP_PROXY in local mode).
+	client := proxyClient("http://" + egressAddr(50))
 
 	t.Run("circuit breaker on httpbin", func(t *testing.T) {
-		d.apply("httpbin-circuit-breaker.yaml")
-		// fortio load -c 8 -qps 0 -n 200, in Go: 8 concurrent clients.
-		var mu sync.Mutex
-		codes := map[int]int{}
-		var wg sync.WaitGroup
-		for w := 0; w < 8; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; i < 25; i++ {
-					code := 0
-					resp, err := client.Get("http://httpbin:8000/get")
-					if err == nil {
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-						code = resp.StatusCode
-					}
-					mu.Lock()
-					codes[code]++
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		t.Logf("status codes over 200 requests at concurrency 8: %v", codes)
-		if codes[200] == 0 || codes[503] == 0 || codes[200]+codes[503] != 200 {
-			t.Fatalf("status codes %v: want some 200 and some 503, nothing else", codes)
-		}
+		n503 := taskCircuitBreaker(t, d, client)
 		uo := d.requestsTotal(meshAddr(50), `reporter="source"`, `destination_service_name="httpbin"`, `response_code="503"`, `response_flags="UO"`)
-		if uo < codes[503] {
-			t.Errorf("fortio sidecar: istio_requests_total 503 UO = %d, want >= %d", uo, codes[503])
+		if uo < n503 {
+			t.Errorf("fortio sidecar: istio_requests_total 503 UO = %d, want >= %d", uo, n503)
 		}
 	})
 
 	t.Run("mirror httpbin v1 to v2", func(t *testing.T) {
-		d.apply("httpbin-mirror.yaml")
-		v1Before := d.logLines("httpbin-v1", `"path":"/hostname"`)
-		v2Before := d.logLines("httpbin-v2", `"path":"/hostname"`)
-		const n = 10
-		for i := 0; i < n; i++ {
-			resp, err := client.Get("http://httpbin:8000/hostname")
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			// The mirror's answers are discarded: every answer is v1's.
-			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "httpbin-v1") {
-				t.Fatalf("request %d: %d %q, want v1's hostname", i, resp.StatusCode, body)
-			}
-		}
-		waitFor(t, 10*time.Second, "the mirrored requests in httpbin-v2's log", func() bool {
-			return d.logLines("httpbin-v2", `"path":"/hostname"`)-v2Before >= n
-		})
-		if got := d.logLines("httpbin-v1", `"path":"/hostname"`) - v1Before; got != n {
-			t.Errorf("httpbin-v1 logged %d requests, want %d", got, n)
-		}
-		if got := d.logLines("httpbin-v2", `"path":"/hostname"`, `httpbin-shadow`); got < n {
-			t.Errorf("httpbin-v2 logged %d requests with the -shadow host, want >= %d", got, n)
-		}
+		taskMirror(t, d, client)
 	})
 
 	t.Run("get, invalid apply, delete", func(t *testing.T) {
@@ -277,4 +171,52 @@ func TestBookinfoTasks(t *testing.T) {
 			l.Close()
 		}
 	})
+}
+
+// proxyClient is a meshClient whose requests go through the HTTP forward
+// proxy at proxyAddr, as an application with HTTP_PROXY set.
+func proxyClient(proxyAddr string) meshClient {
+	proxyURL, _ := url.Parse(proxyAddr)
+	return func(t *testing.T, target string, n, c int, match string) clientResult {
+		t.Helper()
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			Proxy: http.ProxyURL(proxyURL), MaxIdleConnsPerHost: c, MaxConnsPerHost: c,
+		}}
+		return sendRequests(client, target, n, c, match)
+	}
+}
+
+// sendRequests sends n GETs of target over c workers and counts status
+// codes and the bodies containing match.
+func sendRequests(client *http.Client, target string, n, c int, match string) clientResult {
+	var mu sync.Mutex
+	r := clientResult{Codes: map[string]int{}}
+	work := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		work <- struct{}{}
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				code, matched := "error", false
+				if resp, err := client.Get(target); err == nil {
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					code, matched = strconv.Itoa(resp.StatusCode), match != "" && strings.Contains(string(body), match)
+				}
+				mu.Lock()
+				r.Codes[code]++
+				if matched {
+					r.Matched++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return r
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -154,90 +152,42 @@ func TestBookinfoTransparent(t *testing.T) {
 	})
 
 	t.Run("all traffic to v1", func(t *testing.T) {
-		d.apply("virtual-service-all-v1.yaml")
-		if c := d.countStars("", 30); c["none"] != 30 {
-			t.Fatalf("anonymous: %v, want only v1 (no stars)", c)
-		}
-		if c := d.countStars("jason", 10); c["none"] != 10 {
-			t.Fatalf("jason: %v, want only v1", c)
-		}
+		taskAllV1(t, d)
 	})
 
 	t.Run("jason to reviews v2", func(t *testing.T) {
-		d.apply("virtual-service-reviews-test-v2.yaml")
-		if c := d.countStars("jason", 20); c["black"] != 20 {
-			t.Fatalf("jason: %v, want only v2 (black stars)", c)
-		}
-		if c := d.countStars("", 20); c["none"] != 20 {
-			t.Fatalf("anonymous: %v, want only v1", c)
-		}
+		taskJasonV2(t, d)
 	})
 
 	t.Run("7s ratings delay for jason hits productpage's timeout", func(t *testing.T) {
-		d.apply("virtual-service-ratings-test-delay.yaml")
-		p := d.productPage("jason")
-		if p.status != http.StatusOK || !strings.Contains(p.body, reviewsUnavailable) {
-			t.Fatalf("jason: status %d, want %q in:\n%.2000s", p.status, reviewsUnavailable, p.body)
-		}
-		if p.elapsed < 2*time.Second {
-			t.Errorf("jason's page took %s; the 7s delay should have made productpage time out", p.elapsed)
-		}
+		taskRatingsDelay(t, d)
 	})
 
 	t.Run("ratings abort for jason", func(t *testing.T) {
-		d.apply("virtual-service-ratings-test-abort.yaml")
-		p := d.productPage("jason")
-		if p.status != http.StatusOK || !strings.Contains(p.body, ratingsUnavailable) || strings.Contains(p.body, reviewsUnavailable) {
-			t.Fatalf("jason: status %d, want %q (and reviews shown):\n%.2000s", p.status, ratingsUnavailable, p.body)
-		}
+		taskRatingsAbort(t, d)
 	})
 
 	t.Run("shift 50/50 v1/v3 then all to v3", func(t *testing.T) {
-		d.apply("virtual-service-reviews-50-v3.yaml")
-		const n = 200
-		c := d.countStars("", n)
-		// Binomial(200, 0.5): |v3-100| > 35 has probability below 1e-6.
-		if c["none"]+c["red"] != n || c["red"] < 65 || c["red"] > 135 {
-			t.Fatalf("%d requests: %v, want only v1 and v3, v3 in [65, 135]", n, c)
-		}
-		d.apply("virtual-service-reviews-v3.yaml")
-		if c := d.countStars("", 30); c["red"] != 30 {
-			t.Fatalf("after virtual-service-reviews-v3.yaml: %v, want only v3", c)
-		}
+		taskShift(t, d)
 	})
 
 	t.Run("0.5s reviews timeout with 2s ratings delay", func(t *testing.T) {
-		d.apply("request-timeouts.yaml")
-		p := d.productPage("")
-		if p.status != http.StatusOK || !strings.Contains(p.body, reviewsUnavailable) {
-			t.Fatalf("status %d, want %q:\n%.2000s", p.status, reviewsUnavailable, p.body)
-		}
+		taskRequestTimeout(t, d)
 	})
 
 	// The fortio workload's namespace: a client application with no
 	// HTTP_PROXY whose connections iptables hands to its sidecar.
 	fortioNS := prefix + "fortio"
+	client := func(t *testing.T, url string, n, c int, match string) clientResult {
+		return clientInNamespace(t, fortioNS, url, n, c, match)
+	}
 
 	t.Run("circuit breaker on httpbin", func(t *testing.T) {
-		d.apply("httpbin-circuit-breaker.yaml")
-		r := clientInNamespace(t, fortioNS, "http://httpbin:8000/get", 200, 8, "")
-		t.Logf("status codes over 200 requests at concurrency 8: %v", r.Codes)
-		if r.Codes["200"] == 0 || r.Codes["503"] == 0 || r.Codes["200"]+r.Codes["503"] != 200 {
-			t.Fatalf("status codes %v: want some 200 and some 503, nothing else", r.Codes)
-		}
+		taskCircuitBreaker(t, d, client)
 	})
 
 	t.Run("mirror httpbin v1 to v2", func(t *testing.T) {
-		d.apply("httpbin-mirror.yaml")
-		v2Before := d.logLines("httpbin-v2", `"path":"/hostname"`)
-		const n = 10
-		r := clientInNamespace(t, fortioNS, "http://httpbin:8000/hostname", n, 1, "httpbin-v1")
-		if r.Codes["200"] != n || r.Matched != n {
-			t.Fatalf("answers %v, %d of %d from httpbin-v1: the mirror's answers must be discarded", r.Codes, r.Matched, n)
-		}
-		waitFor(t, 10*time.Second, "the mirrored requests in httpbin-v2's log", func() bool {
-			return d.logLines("httpbin-v2", `"path":"/hostname"`)-v2Before >= n
-		})
+		taskMirror(t, d, client)
 	})
 
 	t.Run("stop leaves nothing behind", func(t *testing.T) {
@@ -351,35 +301,7 @@ func TestHelperNamespaceClient(t *testing.T) {
 	c, _ := strconv.Atoi(os.Getenv("WEFT_E2E_CLIENT_C"))
 	match := os.Getenv("WEFT_E2E_CLIENT_MATCH")
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, MaxConnsPerHost: c, MaxIdleConnsPerHost: c}}
-	var mu sync.Mutex
-	r := clientResult{Codes: map[string]int{}}
-	work := make(chan struct{}, n)
-	for i := 0; i < n; i++ {
-		work <- struct{}{}
-	}
-	close(work)
-	var wg sync.WaitGroup
-	for w := 0; w < c; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range work {
-				code, matched := "error", false
-				if resp, err := client.Get(url); err == nil {
-					body, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					code, matched = strconv.Itoa(resp.StatusCode), match != "" && strings.Contains(string(body), match)
-				}
-				mu.Lock()
-				r.Codes[code]++
-				if matched {
-					r.Matched++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	r := sendRequests(client, url, n, c, match)
 	b, _ := json.Marshal(r)
 	fmt.Printf("RESULT %s\n", b)
 }
