@@ -102,11 +102,19 @@ func startDemo(t testing.TB, bin string, wrapper ...string) *runningDemo {
 	for name, p := range d.ports {
 		args = append(args, "--"+name, strconv.Itoa(p))
 	}
+	d.launch(args)
+	return d
+}
+
+// launch starts the weft demo command line args in its own process group
+// (as a shell job: a terminal's Ctrl-C is SIGINT to the group), stops it
+// at the end of the test, and waits until it reports the mesh ready.
+func (d *runningDemo) launch(args []string) {
+	t := d.t
+	t.Helper()
 	d.cmd = exec.Command(args[0], args[1:]...)
 	d.cmd.Stdout = d.out
 	d.cmd.Stderr = d.out
-	// Its own process group, as a shell job: a terminal's Ctrl-C is
-	// SIGINT to the group.
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -137,13 +145,12 @@ func startDemo(t testing.TB, bin string, wrapper ...string) *runningDemo {
 	for !strings.Contains(d.out.String(), "The mesh is ready.") {
 		select {
 		case <-d.exited:
-			t.Fatalf("weft demo exited early (%v):\n%s", d.exitErr, d.out.String())
+			t.Fatalf("%s exited early (%v):\n%s", strings.Join(args, " "), d.exitErr, d.out.String())
 		case <-deadline:
-			t.Fatalf("weft demo not ready after 120s:\n%s", d.out.String())
+			t.Fatalf("%s not ready after 120s:\n%s", strings.Join(args, " "), d.out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return d
 }
 
 // weft runs the weft CLI against the demo's weftd.

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,48 +41,11 @@ func requireTransparent(t *testing.T) {
 func startTransparentDemo(t *testing.T, bin string) *runningDemo {
 	t.Helper()
 	d := &runningDemo{t: t, bin: bin, out: &lockedBuffer{}, stateDir: t.TempDir(), ports: demoPorts(t), exited: make(chan struct{})}
-	args := []string{"demo", "--transparent", "--state-dir", d.stateDir, "--ready-timeout", "90s", "--stop-grace", "5s"}
+	args := []string{filepath.Join(bin, "weft"), "demo", "--transparent", "--state-dir", d.stateDir, "--ready-timeout", "90s", "--stop-grace", "5s"}
 	for name, p := range d.ports {
 		args = append(args, "--"+name, strconv.Itoa(p))
 	}
-	d.cmd = exec.Command(filepath.Join(bin, "weft"), args...)
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.exitErr = d.cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			d.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.exited:
-			case <-time.After(30 * time.Second):
-				d.cmd.Process.Kill()
-			}
-		}
-		if t.Failed() {
-			t.Logf("weft demo output:\n%s", d.out.String())
-			dumpLogTails(t, filepath.Join(d.stateDir, "logs"))
-		}
-	})
-	d.weftd = net.JoinHostPort("127.0.0.1", strconv.Itoa(d.ports["weftd-port"]))
-	d.gateway = net.JoinHostPort("127.0.0.1", strconv.Itoa(d.ports["gateway-port"]))
-	deadline := time.After(120 * time.Second)
-	for !strings.Contains(d.out.String(), "The mesh is ready.") {
-		select {
-		case <-d.exited:
-			t.Fatalf("weft demo --transparent exited early (%v):\n%s", d.exitErr, d.out.String())
-		case <-deadline:
-			t.Fatalf("weft demo --transparent not ready after 120s:\n%s", d.out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	d.launch(args)
 	return d
 }
 
