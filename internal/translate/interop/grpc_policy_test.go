@@ -3,7 +3,6 @@ package interop_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,61 +36,11 @@ func (s *flakyServer) UnaryCall(ctx context.Context, _ *testgrpc.SimpleRequest) 
 	return &testgrpc.SimpleResponse{Hostname: s.name}, nil
 }
 
-func serveFlaky(t *testing.T, s *flakyServer) uint32 {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	testgrpc.RegisterTestServiceServer(srv, s)
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	return uint32(lis.Addr().(*net.TCPAddr).Port)
-}
-
 // policyConfig routes by the x-test header: "split" 50/50 between v1 and
 // v2, "abort" to a fault that aborts every call with UNAVAILABLE, "retry"
 // to v1 with three retries on unavailable, "noretry" to v1 with retries
 // off; everything else to v1 (with Istio's default retry policy).
-const policyConfig = `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: echo, namespace: default}
-spec:
-  hosts: [echo.default.svc.cluster.local]
-  addresses: [10.0.0.80]
-  resolution: STATIC
-  ports:
-  - {number: 8080, name: grpc, protocol: GRPC}
-  workloadSelector:
-    labels: {app: echo}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: echo-v1, namespace: default}
-spec:
-  address: 127.0.0.1
-  ports: {grpc: %d}
-  labels: {app: echo, version: v1}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: echo-v2, namespace: default}
-spec:
-  address: 127.0.0.1
-  ports: {grpc: %d}
-  labels: {app: echo, version: v2}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: echo, namespace: default}
-spec:
-  host: echo
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
----
+const policyConfig = echoServices + `
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: echo, namespace: default}
@@ -134,7 +83,7 @@ spec:
 func TestProxylessGRPCTrafficPolicies(t *testing.T) {
 	v1 := &flakyServer{name: "v1"}
 	v2 := &flakyServer{name: "v2"}
-	configs, diags := manifest.Decode("policy.yaml", []byte(fmt.Sprintf(policyConfig, serveFlaky(t, v1), serveFlaky(t, v2))), "test")
+	configs, diags := manifest.Decode("policy.yaml", []byte(fmt.Sprintf(policyConfig, serveTestService(t, v1), serveTestService(t, v2))), "test")
 	if len(diags) > 0 {
 		t.Fatal(diags)
 	}

@@ -16,30 +16,24 @@ import (
 	"github.com/weftmesh/weft/internal/xds"
 )
 
-// echoServer answers UnaryCall with its name.
-type echoServer struct {
-	testgrpc.UnimplementedTestServiceServer
-	name string
-}
-
-func (s *echoServer) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
-	return &testgrpc.SimpleResponse{Hostname: s.name}, nil
-}
-
-func serveEcho(t *testing.T, name string) uint32 {
+// serveTestService serves a grpc_testing TestService on a free loopback
+// port until the test ends and returns the port.
+func serveTestService(t *testing.T, impl testgrpc.TestServiceServer) uint32 {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	testgrpc.RegisterTestServiceServer(srv, &echoServer{name: name})
+	testgrpc.RegisterTestServiceServer(srv, impl)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	return uint32(lis.Addr().(*net.TCPAddr).Port)
 }
 
-const echoConfig = `
+// echoServices declares service echo with workloads v1 and v2 on the two
+// ports given to Sprintf, and their subsets.
+const echoServices = `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: echo, namespace: default}
@@ -77,6 +71,9 @@ spec:
   - {name: v1, labels: {version: v1}}
   - {name: v2, labels: {version: v2}}
 ---
+`
+
+const echoConfig = echoServices + `
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: echo, namespace: default}
@@ -101,7 +98,7 @@ func TestProxylessGRPCClient(t *testing.T) {
 }
 
 func testProxylessGRPCClient(t *testing.T, gen xds.Generator) {
-	v1, v2 := serveEcho(t, "v1"), serveEcho(t, "v2")
+	v1, v2 := serveTestService(t, &flakyServer{name: "v1"}), serveTestService(t, &flakyServer{name: "v2"})
 	configs, diags := manifest.Decode("echo.yaml", []byte(fmt.Sprintf(echoConfig, v1, v2)), "test")
 	if len(diags) > 0 {
 		t.Fatal(diags)
