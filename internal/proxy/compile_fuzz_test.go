@@ -3,8 +3,8 @@ package proxy
 import (
 	"fmt"
 	"net/http/httptest"
-	"time"
 	"testing"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
