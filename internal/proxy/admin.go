@@ -102,7 +102,14 @@ func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
 			ed.DynamicEndpointConfigs = append(ed.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{
 				VersionInfo: snap.Versions[xdsclient.EndpointType], EndpointConfig: mustAny(snap.Endpoints[n]), LastUpdated: at})
 		}
+		p.listenerErrs.dump(ld)
 		dump.Configs = []*anypb.Any{mustAny(cd), mustAny(ld), mustAny(rd), mustAny(ed)}
+	} else {
+		// No config applied yet: still show rejected listeners.
+		ld := &adminv3.ListenersConfigDump{}
+		if p.listenerErrs.dump(ld); len(ld.DynamicListeners) > 0 {
+			dump.Configs = append(dump.Configs, mustAny(ld))
+		}
 	}
 	if sd := p.secretsDump(); sd != nil {
 		dump.Configs = append(dump.Configs, mustAny(sd))

@@ -71,6 +71,9 @@ type Proxy struct {
 	statsMu  sync.Mutex // guards hcmStats; used only while compiling
 	hcmStats map[string]*httpproxy.Stats
 
+	// listenerErrs are rejected listener configurations (config_dump).
+	listenerErrs listenerErrors
+
 	quit     chan struct{}
 	quitOnce sync.Once
 	// servers are the admin, ready, stats and forward-proxy servers.
@@ -150,7 +153,14 @@ func (p *Proxy) Ready() bool { return p.ready.Load() }
 func (p *Proxy) Validate(typeURL, name string, res proto.Message) error {
 	switch r := res.(type) {
 	case *listenerv3.Listener:
-		_, err := listener.Compile(r, listener.Deps{})
+		// A listener that cannot be bound is NACKed, as Envoy does.
+		l, err := listener.Compile(r, listener.Deps{})
+		if err == nil {
+			err = p.listeners.CheckBind(l)
+		}
+		if err != nil {
+			p.listenerErrs.record(r, err)
+		}
 		return err
 	case *routev3.RouteConfiguration:
 		_, err := router.Compile(r)
@@ -216,9 +226,11 @@ func (p *Proxy) apply(s *xdsclient.Snapshot) error {
 	for _, c := range commit() {
 		c.Close()
 	}
-	if err := p.listeners.Apply(next.Listeners); err != nil {
-		p.log.Error("binding listeners", "err", err)
+	bindErr := p.listeners.Apply(next.Listeners)
+	if bindErr != nil {
+		p.log.Error("binding listeners", "err", bindErr)
 	}
+	p.listenerErrs.applied(s.Listeners, bindErr)
 	if s.Complete || len(s.Listeners) > 0 {
 		p.ready.Store(true)
 	}

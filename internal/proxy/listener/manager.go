@@ -185,7 +185,7 @@ func (m *Manager) Apply(ls []*Listener) error {
 		}
 		ln, err := listen("tcp", addr)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, &BindError{Listener: l.Name, Addr: addr, Err: bindCause(err)})
 			continue
 		}
 		b := &boundListener{ln: ln}
