@@ -18,10 +18,14 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -30,6 +34,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -158,30 +163,121 @@ func TCP(listen, upstream string) Resources {
 // Mesh is the two sidecars of the mesh path: the client sidecar listens
 // on clientListen (the app's outbound) and sends to the server sidecar's
 // inbound listener serverListen, which forwards to the app at upstream
-// through Istio's "inbound|PORT||" cluster. With mtls the hop between the
-// sidecars would use Istio mutual TLS; weft-proxy does not do that yet.
+// through Istio's "inbound|PORT||" cluster.
+//
+// With mtls the hop between the sidecars is Istio mutual TLS, configured
+// as internal/translate emits it for a STRICT PeerAuthentication and auto
+// mTLS: the client's cluster has transport_socket_matches (tlsMode istio:
+// an UpstreamTlsContext with SDS "default" and "ROOTCA", ALPN
+// istio-peer-exchange and istio, the server's SPIFFE ID as the only
+// accepted SAN, Istio's SNI; otherwise raw_buffer) and the endpoint's
+// envoy.transport_socket_match metadata says tlsMode istio; the server's
+// listener has a tls_inspector and only a filter chain for transport
+// "tls" whose DownstreamTlsContext requires a client certificate chained
+// to ROOTCA, with x-forwarded-client-cert APPEND_FORWARD. Both proxies
+// need an identity (CA.Flags with ClientServiceAccount and
+// ServerServiceAccount): the secrets are resolved locally, as weft-proxy
+// does in production.
 func Mesh(clientListen, serverListen, upstream string, mtls bool) (client, server Resources, err error) {
-	if mtls {
-		return client, server, fmt.Errorf("the mesh-path scenario does not set up sidecar identities for mTLS yet (weft-proxy supports mTLS; the harness does not wire its CA)")
-	}
 	_, sport := splitPort(serverListen)
 	out := fmt.Sprintf("outbound|%d||%s", sport, Host)
 	_, cport := splitPort(clientListen)
 	croute := strconv.Itoa(int(cport))
+	ccluster := edsCluster(out, HTTP1)
+	ccla := cla(out, serverListen)
+	if mtls {
+		ccluster.TransportSocketMatches = istioTransportSocketMatches(sport)
+		ccla.Endpoints[0].LbEndpoints[0].Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+			"envoy.transport_socket_match": {Fields: map[string]*structpb.Value{"tlsMode": structpb.NewStringValue("istio")}},
+		}}
+	}
 	client = Resources{
 		Listeners: []*listenerv3.Listener{httpListener("0.0.0.0_"+croute, clientListen, "outbound_0.0.0.0_"+croute, croute)},
 		Routes:    []*routev3.RouteConfiguration{routeTo(croute, out)},
-		Clusters:  []*clusterv3.Cluster{edsCluster(out, HTTP1)},
-		Endpoints: []*endpointv3.ClusterLoadAssignment{cla(out, serverListen)},
+		Clusters:  []*clusterv3.Cluster{ccluster},
+		Endpoints: []*endpointv3.ClusterLoadAssignment{ccla},
 	}
 	in := fmt.Sprintf("inbound|%d||", sport)
 	sroute := "inbound|" + strconv.Itoa(int(sport)) + "||"
+	lis := httpListener("virtualInbound_"+strconv.Itoa(int(sport)), serverListen, "inbound_0.0.0.0_"+strconv.Itoa(int(sport)), sroute)
+	if mtls {
+		strictMTLS(lis, in)
+	}
 	server = Resources{
-		Listeners: []*listenerv3.Listener{httpListener("virtualInbound_"+strconv.Itoa(int(sport)), serverListen, "inbound_0.0.0.0_"+strconv.Itoa(int(sport)), sroute)},
+		Listeners: []*listenerv3.Listener{lis},
 		Routes:    []*routev3.RouteConfiguration{routeTo(sroute, in)},
 		Clusters:  []*clusterv3.Cluster{staticCluster(in, upstream)},
 	}
 	return client, server, nil
+}
+
+// sdsADS names an SDS secret served over ADS (weft-proxy resolves
+// "default" and "ROOTCA" from its own identity).
+func sdsADS(name string) *tlsv3.SdsSecretConfig {
+	return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: ads}
+}
+
+// istioTransportSocketMatches is auto mTLS towards the server sidecar, as
+// translate emits it for an ISTIO_MUTUAL destination.
+func istioTransportSocketMatches(port uint32) []*clusterv3.Cluster_TransportSocketMatch {
+	utc := &tlsv3.UpstreamTlsContext{
+		Sni: fmt.Sprintf("outbound_.%d_._.%s", port, Host),
+		CommonTlsContext: &tlsv3.CommonTlsContext{
+			AlpnProtocols:                  []string{"istio-peer-exchange", "istio"},
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsADS("default")},
+			ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext: &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+					SanType: tlsv3.SubjectAltNameMatcher_URI,
+					Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: Principal(ServerServiceAccount)}},
+				}}},
+				ValidationContextSdsSecretConfig: sdsADS("ROOTCA"),
+			}},
+		},
+	}
+	return []*clusterv3.Cluster_TransportSocketMatch{
+		{
+			Name:            "tlsMode-istio",
+			Match:           &structpb.Struct{Fields: map[string]*structpb.Value{"tlsMode": structpb.NewStringValue("istio")}},
+			TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(utc)}},
+		},
+		{
+			Name:            "tlsMode-disabled",
+			Match:           &structpb.Struct{},
+			TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.raw_buffer", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&rawbufferv3.RawBuffer{})}},
+		},
+	}
+}
+
+// strictMTLS turns the server sidecar's inbound listener into a STRICT
+// one: a tls_inspector, and its only filter chain matches transport "tls",
+// terminates mTLS requiring a client certificate from the mesh and appends
+// the client's identity to x-forwarded-client-cert.
+func strictMTLS(lis *listenerv3.Listener, cluster string) {
+	lis.ListenerFilters = []*listenerv3.ListenerFilter{{
+		Name: "envoy.filters.listener.tls_inspector", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})},
+	}}
+	fc := lis.FilterChains[0]
+	fc.Name = cluster + "-mtls"
+	fc.FilterChainMatch = &listenerv3.FilterChainMatch{TransportProtocol: "tls"}
+	dtc := &tlsv3.DownstreamTlsContext{
+		RequireClientCertificate: wrapperspb.Bool(true),
+		CommonTlsContext: &tlsv3.CommonTlsContext{
+			AlpnProtocols:                  []string{"h2", "http/1.1"},
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsADS("default")},
+			ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext:         &tlsv3.CertificateValidationContext{},
+				ValidationContextSdsSecretConfig: sdsADS("ROOTCA"),
+			}},
+		},
+	}
+	fc.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(dtc)}}
+	hcm := &hcmv3.HttpConnectionManager{}
+	if err := fc.Filters[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
+		panic(err) // built by httpListener
+	}
+	hcm.ForwardClientCertDetails = hcmv3.HttpConnectionManager_APPEND_FORWARD
+	hcm.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Uri: true, Dns: true}
+	fc.Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}
 }
 
 func splitPort(hostport string) (string, uint32) {

@@ -2,10 +2,13 @@ package xdsconf
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -27,9 +30,24 @@ func freeAddr(t *testing.T) string {
 // startProxy runs a real weft-proxy in this process for node.
 func startProxy(t *testing.T, xds, node string) {
 	t.Helper()
+	startProxyAs(t, xds, node, nil, "")
+}
+
+// startProxyAs runs a real weft-proxy in this process for node; with a
+// CA, it has the identity of serviceAccount from that CA.
+func startProxyAs(t *testing.T, xds, node string, c *CA, serviceAccount string) {
+	t.Helper()
 	cfg := bootstrap.Default()
 	cfg.XDSAddress = xds
 	cfg.Node.ID = node
+	if c != nil {
+		tok, err := c.TokenFile(serviceAccount)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Node.Namespace, cfg.Node.ServiceAccount = Namespace, serviceAccount
+		cfg.CA.Address, cfg.CA.ServerName, cfg.CA.RootCertFile, cfg.CA.TokenFile = c.Addr(), ServerName, c.RootFile(), tok
+	}
 	cfg.AdminAddress = "127.0.0.1:0"
 	cfg.ReadyAddress = ""
 	cfg.StatsAddress = ""
@@ -104,9 +122,6 @@ func TestScenarioConfigsThroughWeftProxy(t *testing.T) {
 	startProxy(t, s.Addr(), "client")
 	startProxy(t, s.Addr(), "server")
 	get(t, "http://"+cl+"/")
-	if _, _, err := Mesh(cl, sv, be.Addr("http"), true); err == nil {
-		t.Error("mTLS mesh config: no error while weft-proxy lacks mTLS")
-	}
 
 	tl := freeAddr(t)
 	if err := s.Set("tcp", "1", TCP(tl, be.Addr("tcp-echo"))); err != nil {
@@ -139,5 +154,100 @@ func TestH2Router(t *testing.T) {
 	}
 	if r.Clusters[0].GetName() != "outbound|9090||"+Host {
 		t.Fatalf("cluster name %q", r.Clusters[0].GetName())
+	}
+}
+
+// TestMeshMTLS runs the mesh path with mutual TLS between two in-process
+// weft-proxies that get their identities from the harness's CA, and
+// checks that the server sidecar really requires mTLS: a plain-text
+// client, and a TLS client without a mesh certificate, are refused.
+func TestMeshMTLS(t *testing.T) {
+	be, err := backend.Start(backend.Config{HTTP: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Stop()
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	authority, err := StartCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer authority.Stop()
+
+	cl, sv := freeAddr(t), freeAddr(t)
+	c, srv, err := Mesh(cl, sv, be.Addr("http"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set("client", "1", c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set("server", "1", srv); err != nil {
+		t.Fatal(err)
+	}
+	startProxyAs(t, s.Addr(), "client", authority, ClientServiceAccount)
+	startProxyAs(t, s.Addr(), "server", authority, ServerServiceAccount)
+	for range 20 {
+		get(t, "http://"+cl+"/")
+	}
+
+	// Plain text straight to the server sidecar: no filter chain matches.
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + sv + "/")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("plain-text request to the STRICT server sidecar answered %s", resp.Status)
+	}
+	// TLS trusting the mesh root but without a client certificate.
+	roots := x509.NewCertPool()
+	pem, err := os.ReadFile(authority.RootFile())
+	if err != nil || !roots.AppendCertsFromPEM(pem) {
+		t.Fatalf("root file: %v", err)
+	}
+	tc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, InsecureSkipVerify: true}}}
+	if resp, err := tc.Get("https://" + sv + "/"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("TLS request without a client certificate answered %s", resp.Status)
+	}
+	// The server sidecar presents the server's workload identity.
+	conn, err := tls.Dial("tcp", sv, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"istio"}})
+	if err == nil {
+		// The handshake may complete before the server checks for the
+		// missing client certificate; the certificate it showed counts.
+		certs := conn.ConnectionState().PeerCertificates
+		conn.Close()
+		if len(certs) == 0 || len(certs[0].URIs) != 1 || certs[0].URIs[0].String() != Principal(ServerServiceAccount) {
+			t.Fatalf("server sidecar's certificate: %v", certs)
+		}
+	}
+}
+
+func TestMeshMTLSResources(t *testing.T) {
+	c, srv, err := Mesh("127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9090", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsm := c.Clusters[0].GetTransportSocketMatches()
+	if len(tsm) != 2 || tsm[0].GetName() != "tlsMode-istio" {
+		t.Fatalf("client cluster transport_socket_matches: %v", tsm)
+	}
+	fc := srv.Listeners[0].GetFilterChains()
+	if len(fc) != 1 || fc[0].GetFilterChainMatch().GetTransportProtocol() != "tls" || fc[0].GetTransportSocket() == nil {
+		t.Fatalf("server filter chains: %v", fc)
+	}
+	for _, r := range []Resources{c, srv} {
+		for _, l := range r.Listeners {
+			if err := l.ValidateAll(); err != nil {
+				t.Error(err)
+			}
+		}
+		for _, cl := range r.Clusters {
+			if err := cl.ValidateAll(); err != nil {
+				t.Error(err)
+			}
+		}
 	}
 }

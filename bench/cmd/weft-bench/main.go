@@ -38,7 +38,6 @@ type config struct {
 	cacheBin  string // fortio, caddy
 	proxyCPU  int
 	loadCPU   int
-	meshMTLS  bool
 	profile   bool
 	niceness  int
 	only      map[string]bool // targets to run; empty is all
@@ -91,14 +90,13 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.cacheBin, "cache-bin", filepath.Join(home, ".cache/weft-bench/bin"), "directory holding fortio-<version> and caddy-<version>")
 	fs.IntVar(&c.proxyCPU, "proxy-cpu", 0, "CPU the proxy under test is pinned to")
 	fs.IntVar(&c.loadCPU, "load-cpu", 1, "CPU fortio and the backend are pinned to")
-	fs.BoolVar(&c.meshMTLS, "mesh-mtls", false, "scenario 4 with mutual TLS between the sidecars (not wired in the harness yet)")
 	defNice := 0
 	if os.Geteuid() == 0 {
 		defNice = -10
 	}
 	fs.IntVar(&c.niceness, "nice", defNice, "niceness of the proxies, fortio and the backend (negative needs root): less disturbance from other work on the machine")
 	fs.BoolVar(&c.profile, "profile", true, "collect a CPU profile of weft-proxy under scenario 1's load")
-	targets := fs.String("proxies", "", "comma-separated targets to run (direct, weft-proxy, nginx, haproxy, caddy, weft-mesh); empty is all")
+	targets := fs.String("proxies", "", "comma-separated targets to run (direct, weft-proxy, nginx, haproxy, caddy, weft-mesh, weft-mesh-mtls; weft-proxy and weft-mesh also select both mesh-path rows); empty is all")
 	fs.StringVar(&c.render, "render", "", "only regenerate the plots and the markdown page from this results file")
 	fs.IntVar(&c.cpSize.services, "cp-services", 1000, "scenario 6: services")
 	cpProxies := fs.String("cp-proxies", "100,2000", "scenario 6: comma-separated counts of simulated proxies, one run each")
@@ -168,6 +166,7 @@ type env struct {
 	backend     map[string]string // benchnet serve addresses
 	backendProc *process
 	xds         *xdsconf.Server
+	ca          *xdsconf.CA // scenario 4's identities; nil until needed
 	versions    map[string]string
 	notes       []string
 	seq         int
@@ -201,6 +200,11 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer e.xds.Stop()
+	defer func() {
+		if e.ca != nil {
+			e.ca.Stop()
+		}
+	}()
 
 	commit := gitCommit()
 	stem := started.Format("2006-01-02T1504Z") + "-" + commit

@@ -34,10 +34,6 @@ var latencyCols = []string{"p50", "p90", "p99", "max", "added_p50", "added_p90",
 func scenarios(e *env) []scenarioDef {
 	d := e.cfg.duration
 	all := []string{"direct", "weft-proxy", "nginx", "haproxy", "caddy"}
-	mesh := "weft-mesh"
-	if e.cfg.meshMTLS {
-		mesh = "weft-mesh-mtls"
-	}
 	return []scenarioDef{
 		{group: "1", id: "1", title: "One hop, HTTP/1.1, 1 KB responses, 1000 rps over 4 connections",
 			desc:    "fortio → proxy → Go backend over loopback, HTTP/1.1 keep-alive on both sides. Added latency is over the direct run (fortio → backend). Proxy CPU from /proc/<pid>/stat (utime+stime) during the measured run; peak RSS is VmHWM; idle RSS is VmRSS after readiness, before any request.",
@@ -56,14 +52,38 @@ func scenarios(e *env) []scenarioDef {
 			columns: latencyCols, mode: peers.GRPC,
 			load: load{QPS: 1000, Conns: 4, Duration: d, GRPC: true}, targets: all},
 		{group: "4", id: "4", title: "Mesh path: client sidecar → server sidecar, 1000 rps over 4 connections",
-			desc:    "fortio → client weft-proxy (outbound listener, cluster outbound|PORT||backend) → server weft-proxy (inbound listener, cluster inbound|PORT||) → backend, against direct. Both sidecars on the proxy CPU; CPU and RSS are the sum of the two. PLAINTEXT between the sidecars: weft-proxy does not do Istio mTLS yet (switch with -mesh-mtls once it does).",
+			desc:    "fortio → client weft-proxy (outbound listener, cluster outbound|PORT||backend) → server weft-proxy (inbound listener, cluster inbound|PORT||) → backend, against direct. Both sidecars on the proxy CPU; CPU and RSS are the sum of the two. weft-mesh-mtls: Istio mutual TLS between the sidecars as weftd emits it for STRICT PeerAuthentication (client cluster with Istio's UpstreamTlsContext, ALPN istio-peer-exchange/istio, the server's SPIFFE ID as SAN; server chain requiring a client certificate), each sidecar with a workload certificate from the harness's CA (internal/ca's IstioCertificateService, as weftd serves it on 15012); connections between the sidecars are pooled, so handshakes are not in the figures. weft-mesh: the same path in plain text.",
 			columns: []string{"p50", "p90", "p99", "max", "added_p50", "added_p90", "added_p99", "cpu_per_1k", "peak_rss_mb", "idle_rss_mb", "rps"}, mode: peers.HTTP1,
-			load: load{QPS: 1000, Conns: 4, Duration: d}, targets: []string{"direct", mesh}},
+			load: load{QPS: 1000, Conns: 4, Duration: d}, targets: []string{"direct", "weft-mesh-mtls", "weft-mesh"}},
 		{group: "5", id: "5", title: "TCP throughput",
 			desc:    "benchnet tcpload (one connection writing 64 KB buffers as fast as possible) → proxy → backend sink, against direct loopback. MB is 10^6 bytes.",
 			columns: []string{"mb_per_s", "cpu_per_gb", "peak_rss_mb"}, mode: peers.TCP,
 			load: load{Conns: 1, Duration: d}, targets: all},
 	}
+}
+
+// isMesh reports whether a target is a mesh-path variant (weft-proxy as
+// the two sidecars).
+func isMesh(name string) bool { return strings.HasPrefix(name, "weft-mesh") }
+
+// selected reports whether -proxies selects target name of sc. Empty
+// selects all; weft-proxy and weft-mesh select both mesh-path rows, and
+// direct runs when a mesh row does (scenario 4's baseline).
+func (c config) selected(sc scenarioDef, name string) bool {
+	if len(c.only) == 0 || c.only[name] {
+		return true
+	}
+	if isMesh(name) {
+		return c.only["weft-mesh"] || c.only["weft-proxy"]
+	}
+	if name == "direct" {
+		for _, t := range sc.targets {
+			if isMesh(t) && c.selected(sc, t) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // running is a started target: where to send load and what to measure.
@@ -133,22 +153,42 @@ func (e *env) startTarget(name string, m peers.Mode) (*running, error) {
 		if err != nil {
 			return nil, err
 		}
-		cres, sres, err := xdsconf.Mesh(listen, server, up, name == "weft-mesh-mtls")
+		mtls := name == "weft-mesh-mtls"
+		cres, sres, err := xdsconf.Mesh(listen, server, up, mtls)
 		if err != nil {
 			return nil, err
 		}
-		sp, err := e.startWeft("server-sidecar", "sidecar", dir, server, sres)
+		var sflags, cflags []string
+		if mtls {
+			ca, err := e.meshCA()
+			if err != nil {
+				return nil, err
+			}
+			if sflags, err = ca.Flags(xdsconf.ServerServiceAccount); err != nil {
+				return nil, err
+			}
+			if cflags, err = ca.Flags(xdsconf.ClientServiceAccount); err != nil {
+				return nil, err
+			}
+		}
+		sp, err := e.startWeftArgs("server-sidecar", "sidecar", dir, server, sres, sflags)
 		if err != nil {
 			return nil, err
 		}
-		cp, err := e.startWeft("client-sidecar", "sidecar", dir, listen, cres)
+		cp, err := e.startWeftArgs("client-sidecar", "sidecar", dir, listen, cres, cflags)
 		if err != nil {
 			sp.stop()
 			return nil, err
 		}
 		label := "plaintext"
-		if name == "weft-mesh-mtls" {
+		if mtls {
 			label = "mTLS"
+			// The hop is really mTLS: the server sidecar refuses plain text.
+			if err := refusesPlainText(server); err != nil {
+				cp.stop()
+				sp.stop()
+				return nil, err
+			}
 		}
 		return &running{addr: listen, procs: []*process{cp, sp}, label: label}, nil
 	}
@@ -186,14 +226,49 @@ func (e *env) startTarget(name string, m peers.Mode) (*running, error) {
 	return &running{addr: listen, procs: []*process{p}}, nil
 }
 
+// refusesPlainText checks that a plain-text HTTP request to a STRICT mTLS
+// listener fails.
+func refusesPlainText(addr string) error {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		return nil
+	}
+	resp.Body.Close()
+	return fmt.Errorf("server sidecar %s answered a plain-text request (%s): the mesh hop is not mTLS", addr, resp.Status)
+}
+
 // startWeft publishes res for a new node and runs weft-proxy for it,
 // waiting for /healthz/ready and for its listener.
 func (e *env) startWeft(name, kind, dir, listen string, res xdsconf.Resources) (*process, error) {
+	return e.startWeftArgs(name, kind, dir, listen, res, nil)
+}
+
+// startWeftArgs is startWeft with extra weft-proxy flags.
+func (e *env) startWeftArgs(name, kind, dir, listen string, res xdsconf.Resources, extra []string) (*process, error) {
 	bin, ok := e.bins["weft-proxy"]
 	if !ok {
 		return nil, fmt.Errorf("%s (run make build)", e.missing["weft-proxy"])
 	}
-	return e.startWeftBin(bin, name, kind, dir, listen, res, nil)
+	return e.startWeftBin(bin, name, kind, dir, listen, res, extra)
+}
+
+// meshCA is the run's certificate authority for the sidecars' workload
+// identities, started on first use.
+func (e *env) meshCA() (*xdsconf.CA, error) {
+	if e.ca != nil {
+		return e.ca, nil
+	}
+	dir := filepath.Join(e.dir, "ca")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := xdsconf.StartCA(dir)
+	if err != nil {
+		return nil, fmt.Errorf("mesh CA: %w", err)
+	}
+	e.ca = ca
+	return ca, nil
 }
 
 func (e *env) startWeftBin(bin, name, kind, dir, listen string, res xdsconf.Resources, extra []string) (*process, error) {
@@ -253,7 +328,7 @@ func (l load) target(addr string) load {
 func (e *env) runScenario(ctx context.Context, sc scenarioDef) report.Scenario {
 	s := report.Scenario{ID: sc.id, Title: sc.title, Description: sc.desc, Columns: sc.columns, Baseline: "direct"}
 	for _, name := range sc.targets {
-		if len(e.cfg.only) > 0 && !e.cfg.only[name] && !(name == "direct" && e.cfg.only["weft-mesh"]) && !e.cfg.only[strings.TrimSuffix(name, "-mtls")] {
+		if !e.cfg.selected(sc, name) {
 			continue
 		}
 		peer := name == "nginx" || name == "haproxy" || name == "caddy"
