@@ -44,6 +44,9 @@ type Stats struct {
 	CxTotal, CxConnectFail              atomic.Uint64
 	RqActive, CxActive, RqPendingActive atomic.Int64
 	OutlierEjections, NoHealthyUpstream atomic.Uint64
+	// CxMaxRequests counts connections that reached
+	// max_requests_per_connection (Envoy's upstream_cx_max_requests).
+	CxMaxRequests atomic.Uint64
 }
 
 // Cluster is a compiled cluster. Its configuration is immutable; its host
@@ -69,8 +72,9 @@ type Cluster struct {
 
 	transport http.RoundTripper
 	closeIdle func()
-	// maxPerConn > 1 closes an HTTP/1.1 connection after that many
-	// requests (max_requests_per_connection; 1 disables keep-alive).
+	// maxPerConn > 0 closes a connection after that many requests
+	// (max_requests_per_connection): HTTP/1.1 when > 1 (1 disables
+	// keep-alive), HTTP/2 drains the connection (maxrequests.go).
 	maxPerConn int64
 	// localityWeighted splits priority levels by locality weight
 	// (common_lb_config.locality_weighted_lb_config).
@@ -240,7 +244,7 @@ func CompileWith(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment, se
 		return nil, err
 	}
 	cl.connSlots = make(chan struct{}, max(cl.maxConnections, 1))
-	if !cl.HTTP2 && maxPerConn > 1 {
+	if maxPerConn > 1 || cl.HTTP2 && maxPerConn == 1 {
 		cl.maxPerConn = int64(maxPerConn)
 	}
 	cl.buildTransport(idle, maxPerConn)
