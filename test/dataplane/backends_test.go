@@ -48,8 +48,16 @@ const (
 	// response carries the instance in header "x-instance" and trailer
 	// "x-trailer-instance".
 	BackendGRPC
-	// BackendTCP writes "INSTANCE\n" to every connection, then echoes.
+	// BackendTCP echoes every connection, writing "INSTANCE\n" before the
+	// first echoed bytes. It is client-first on purpose: Istio's inbound
+	// listeners wait for the client's first bytes (TLS and protocol
+	// detection), so server-first protocols need their port declared
+	// otherwise, as in Istio.
 	BackendTCP
+	// BackendMixed serves the echo handler (HTTP/1.1 and h2c) to
+	// connections that start like HTTP and behaves as BackendTCP for
+	// the others, like an application on a port of unknown protocol.
+	BackendMixed
 )
 
 // Backend is a Go server on a workload address that says which instance
@@ -65,6 +73,7 @@ type Backend struct {
 	mu    sync.Mutex
 	seen  []Echo
 	fails map[string]int
+	slows map[string]int
 }
 
 // Echo is what the echo handler answers (JSON) and records for each
@@ -97,7 +106,10 @@ const (
 	// HeaderFail makes the first N requests carrying the same HeaderKey
 	// value fail with 503 (counted per backend).
 	HeaderFail = "x-echo-fail"
-	// HeaderKey groups requests for HeaderFail.
+	// HeaderSlow limits HeaderDelay to the first N requests carrying the
+	// same HeaderKey value.
+	HeaderSlow = "x-echo-slow"
+	// HeaderKey groups requests for HeaderFail and HeaderSlow.
 	HeaderKey = "x-echo-key"
 	// HeaderRespond adds a response header, "name: value".
 	HeaderRespond = "x-echo-respond"
@@ -111,7 +123,7 @@ func StartBackend(t *testing.T, kind BackendKind, instance, host string) *Backen
 	if err != nil {
 		t.Fatalf("backend %s: %v", instance, err)
 	}
-	b := &Backend{Instance: instance, Kind: kind, Addr: ln.Addr().String(), Port: ln.Addr().(*net.TCPAddr).Port, fails: map[string]int{}}
+	b := &Backend{Instance: instance, Kind: kind, Addr: ln.Addr().String(), Port: ln.Addr().(*net.TCPAddr).Port, fails: map[string]int{}, slows: map[string]int{}}
 	switch kind {
 	case BackendHTTP, BackendTLS:
 		srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
@@ -132,6 +144,41 @@ func StartBackend(t *testing.T, kind BackendKind, instance, host string) *Backen
 		testpb.RegisterTestServiceServer(srv, &grpcEcho{instance: instance})
 		go srv.Serve(ln)
 		t.Cleanup(srv.Stop)
+	case BackendMixed:
+		httpLn := &chanListener{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
+		srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+		go srv.Serve(httpLn)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					br := bufio.NewReader(c)
+					c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					head, _ := br.Peek(4)
+					c.SetReadDeadline(time.Time{})
+					pc := &prefixConn{Conn: c, r: br}
+					if looksLikeHTTP(head) {
+						select {
+						case httpLn.conns <- pc:
+						case <-httpLn.done:
+							c.Close()
+						}
+						return
+					}
+					defer c.Close()
+					echoTCP(c, pc, instance)
+				}()
+			}
+		}()
+		t.Cleanup(func() {
+			ln.Close()
+			srv.Close()
+		})
 	case BackendTCP:
 		var wg sync.WaitGroup
 		var connsMu sync.Mutex
@@ -149,8 +196,7 @@ func StartBackend(t *testing.T, kind BackendKind, instance, host string) *Backen
 				go func() {
 					defer wg.Done()
 					defer c.Close()
-					fmt.Fprintf(c, "%s\n", instance)
-					io.Copy(c, c)
+					echoTCP(c, c, instance)
 				}()
 			}
 		}()
@@ -169,6 +215,64 @@ func StartBackend(t *testing.T, kind BackendKind, instance, host string) *Backen
 	return b
 }
 
+// echoTCP copies r to w, writing "INSTANCE\n" before the first bytes.
+func echoTCP(w io.Writer, r io.Reader, instance string) {
+	buf := make([]byte, 32<<10)
+	first := true
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if first {
+				first = false
+				if _, err := fmt.Fprintf(w, "%s\n", instance); err != nil {
+					return
+				}
+			}
+			if _, err := w.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// looksLikeHTTP tells whether a connection's first bytes are an HTTP/1
+// method or the HTTP/2 preface.
+func looksLikeHTTP(head []byte) bool {
+	for _, m := range []string{"GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC", "PRI "} {
+		if string(head) == m {
+			return true
+		}
+	}
+	return false
+}
+
+// chanListener hands connections accepted elsewhere to an http.Server.
+type chanListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	once  sync.Once
+	done  chan struct{}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
 // Requests returns the requests the echo handler has served (or been
 // asked to fail), oldest first.
 func (b *Backend) Requests() []Echo {
@@ -186,13 +290,17 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	b.mu.Lock()
 	b.seen = append(b.seen, e)
-	fail := false
+	key := r.Header.Get(HeaderKey)
+	fail, slow := false, true
 	if want, err := strconv.Atoi(r.Header.Get(HeaderFail)); err == nil {
-		key := r.Header.Get(HeaderKey)
 		if b.fails[key] < want {
 			b.fails[key]++
 			fail = true
 		}
+	}
+	if want, err := strconv.Atoi(r.Header.Get(HeaderSlow)); err == nil {
+		slow = b.slows[key] < want
+		b.slows[key]++
 	}
 	b.mu.Unlock()
 
@@ -200,7 +308,7 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.websocket(w, r)
 		return
 	}
-	if d, err := time.ParseDuration(r.Header.Get(HeaderDelay)); err == nil {
+	if d, err := time.ParseDuration(r.Header.Get(HeaderDelay)); err == nil && slow {
 		select {
 		case <-time.After(d):
 		case <-r.Context().Done():

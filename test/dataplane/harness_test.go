@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -29,6 +30,11 @@ import (
 
 // Namespace is the namespace of every workload the harness declares.
 const Namespace = "default"
+
+// binDir, when set (go test ./test/dataplane -args -weft-bin DIR), names a
+// directory holding prebuilt weftd and weft-proxy binaries to use instead
+// of building them.
+var binDir = flag.String("weft-bin", "", "directory with prebuilt weftd and weft-proxy (default: build them)")
 
 // binaries are weftd and weft-proxy, built once per test binary on first
 // use (see requireBinaries) and removed by TestMain.
@@ -56,6 +62,14 @@ func TestMain(m *testing.M) {
 func requireBinaries(t *testing.T) string {
 	t.Helper()
 	binaries.once.Do(func() {
+		if *binDir != "" {
+			for _, name := range []string{"weftd", "weft-proxy"} {
+				if _, err := os.Stat(filepath.Join(*binDir, name)); err != nil {
+					binaries.err = fmt.Errorf("-weft-bin: %w", err)
+				}
+			}
+			return
+		}
 		goBin, err := exec.LookPath("go")
 		if err != nil {
 			binaries.skip = "go command not found: cannot build weftd and weft-proxy"
@@ -78,6 +92,9 @@ func requireBinaries(t *testing.T) string {
 	}
 	if binaries.err != nil {
 		t.Fatal(binaries.err)
+	}
+	if *binDir != "" {
+		return *binDir
 	}
 	return binaries.dir
 }
@@ -887,4 +904,31 @@ func eventually(t *testing.T, what string, f func() error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// SubsetsYAML is a DestinationRule for s with one subset per version
+// (label version), named after the service, plus trafficPolicy (YAML
+// indented under "trafficPolicy:", or "" for none).
+func SubsetsYAML(s *Service, trafficPolicy string, versions ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n  host: %s\n", s.Name, Namespace, s.Host)
+	if trafficPolicy != "" {
+		fmt.Fprintf(&b, "  trafficPolicy:\n%s", indent(trafficPolicy, "    "))
+	}
+	b.WriteString("  subsets:\n")
+	for _, v := range versions {
+		fmt.Fprintf(&b, "  - name: %s\n    labels: {version: %s}\n", v, v)
+	}
+	return b.String()
+}
+
+// indent prefixes every non-empty line of text with pre.
+func indent(text, pre string) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	for i, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			lines[i] = pre + l
+		}
+	}
+	return strings.Join(lines, "\n") + "\n"
 }
