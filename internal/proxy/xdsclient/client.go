@@ -85,6 +85,12 @@ type Client struct {
 
 	mu     sync.Mutex // guards status only
 	status Status
+
+	// held is, with the delta protocol, what the client holds per type
+	// across streams (resources, their versions, subscriptions): a new
+	// stream announces it in initial_resource_versions so the server
+	// sends only what changed. Only the Run goroutine uses it.
+	held map[string]*typeState
 }
 
 // New checks opts and returns a client.
@@ -181,8 +187,9 @@ type response struct {
 }
 
 type namedAny struct {
-	name string
-	any  *anypb.Any
+	name    string
+	version string // delta: the resource's version
+	any     *anypb.Any
 }
 
 // typeState is the per-stream state of one resource type.
@@ -194,6 +201,12 @@ type typeState struct {
 	wildcard  bool
 	names     map[string]bool // subscribed names when not wildcard
 	resources map[string]proto.Message
+	// versions are the delta versions of resources (initial_resource_versions
+	// of the next stream).
+	versions map[string]string
+	// announced is set once this stream has sent its first request of
+	// the type (delta: the one carrying initial_resource_versions).
+	announced bool
 }
 
 // stream is one ADS stream's state; it belongs to the Run goroutine.
@@ -219,12 +232,7 @@ func (c *Client) runStream(ctx context.Context) (gotResponse bool, err error) {
 	defer cancel()
 	ads := discovery.NewAggregatedDiscoveryServiceClient(conn)
 
-	st := &stream{c: c, types: map[string]*typeState{}}
-	for _, t := range subscriptionOrder {
-		st.types[t] = &typeState{resources: map[string]proto.Message{}, names: map[string]bool{}}
-	}
-	st.types[ClusterType].wildcard = true
-	st.types[ListenerType].wildcard = true
+	st := &stream{c: c, types: c.streamTypes()}
 
 	responses := make(chan *response)
 	recvErr := make(chan error, 1)
@@ -240,6 +248,10 @@ func (c *Client) runStream(ctx context.Context) (gotResponse bool, err error) {
 				req.Node = c.opts.Node
 				first = false
 			}
+			if !ts.announced && ts.resources != nil {
+				ts.announced = true
+				req.InitialResourceVersions = initialVersions(ts)
+			}
 			if ack != nil {
 				req.ResponseNonce = ack.nonce
 			}
@@ -251,7 +263,7 @@ func (c *Client) runStream(ctx context.Context) (gotResponse bool, err error) {
 		go receive(ctx, s.Recv, func(r *discovery.DeltaDiscoveryResponse) *response {
 			resp := &response{typeURL: r.GetTypeUrl(), version: r.GetSystemVersionInfo(), nonce: r.GetNonce(), removed: r.GetRemovedResources()}
 			for _, res := range r.GetResources() {
-				resp.resources = append(resp.resources, namedAny{name: res.GetName(), any: res.GetResource()})
+				resp.resources = append(resp.resources, namedAny{name: res.GetName(), version: res.GetVersion(), any: res.GetResource()})
 			}
 			return resp
 		}, responses, recvErr)
@@ -289,8 +301,18 @@ func (c *Client) runStream(ctx context.Context) (gotResponse bool, err error) {
 	c.updateStatus(func(s *Status) { s.Connected = true; s.Streams++ })
 
 	// Envoy's initial order: CDS, then LDS (EDS/RDS follow from them).
-	for _, t := range []string{ClusterType, ListenerType} {
-		if err := st.send(t, st.types[t], nil, nil, nil, nil); err != nil {
+	// A delta stream resuming held resources also re-subscribes the EDS
+	// and RDS names it holds, announcing their versions.
+	for _, t := range subscriptionOrder {
+		ts := st.types[t]
+		var sub []string
+		if !ts.wildcard {
+			if len(ts.names) == 0 {
+				continue // an empty first request would be a (legacy) wildcard
+			}
+			sub = sortedKeys(ts.names)
+		}
+		if err := st.send(t, ts, nil, nil, sub, nil); err != nil {
 			return false, err
 		}
 	}
@@ -331,6 +353,7 @@ func (st *stream) handle(r *response) error {
 		return st.send(r.typeURL, &typeState{}, r, fmt.Errorf("type %s not supported", r.typeURL), nil, nil)
 	}
 	decoded := make(map[string]proto.Message, len(r.resources))
+	versions := make(map[string]string, len(r.resources))
 	var errs []string
 	for _, na := range r.resources {
 		m, name, err := decode(r.typeURL, na.any)
@@ -348,6 +371,7 @@ func (st *stream) handle(r *response) error {
 			continue
 		}
 		decoded[name] = m
+		versions[name] = na.version
 	}
 	if len(errs) > 0 {
 		nack := errors.New(strings.Join(errs, "; "))
@@ -389,9 +413,14 @@ func (st *stream) handle(r *response) error {
 	switch {
 	case c.opts.Delta:
 		for name, m := range decoded {
+			if !ts.wildcard && !ts.names[name] {
+				continue // not subscribed (any more)
+			}
 			put(name, m)
+			ts.versions[name] = versions[name]
 		}
 		for _, name := range r.removed {
+			delete(ts.versions, name)
 			if _, ok := ts.resources[name]; ok {
 				delete(ts.resources, name)
 				changed = true
@@ -467,6 +496,7 @@ func (st *stream) resubscribe() error {
 			if !x.want[n] {
 				unsub = append(unsub, n)
 				delete(ts.resources, n)
+				delete(ts.versions, n)
 			}
 		}
 		if len(sub) == 0 && len(unsub) == 0 {
@@ -604,6 +634,44 @@ func nackDelay(n int) time.Duration {
 		return 0
 	}
 	return min(250*time.Millisecond<<min(n-1, 10), 15*time.Second)
+}
+
+// streamTypes returns the per-type state a new stream starts from:
+// fresh for state of the world, where the server sends everything again;
+// with delta, the state held from the previous stream, whose versions
+// the first requests announce (initial_resource_versions), as Envoy does.
+func (c *Client) streamTypes() map[string]*typeState {
+	if c.opts.Delta && c.held != nil {
+		for _, ts := range c.held {
+			ts.nonce, ts.nacks, ts.announced = "", 0, false
+		}
+		return c.held
+	}
+	types := make(map[string]*typeState, len(subscriptionOrder))
+	for _, t := range subscriptionOrder {
+		types[t] = &typeState{resources: map[string]proto.Message{}, names: map[string]bool{}, versions: map[string]string{}}
+	}
+	types[ClusterType].wildcard = true
+	types[ListenerType].wildcard = true
+	if c.opts.Delta {
+		c.held = types
+	}
+	return types
+}
+
+// initialVersions is the initial_resource_versions of a delta stream's
+// first request of a type: the versions of the resources held, or nil.
+func initialVersions(ts *typeState) map[string]string {
+	if len(ts.versions) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(ts.versions))
+	for n, v := range ts.versions {
+		if ts.wildcard || ts.names[n] {
+			out[n] = v
+		}
+	}
+	return out
 }
 
 func sortedKeys(m map[string]bool) []string {
