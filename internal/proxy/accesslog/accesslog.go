@@ -24,7 +24,20 @@ import (
 // DefaultQueue is the number of entries buffered before dropping.
 const DefaultQueue = 4096
 
-// Entry is one access log line. An empty string is written as JSON null,
+// Entry is one access log line, with the fields of Istio's JSON access
+// log format (%START_TIME%, %REQ(:METHOD)%, %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%,
+// %PROTOCOL%, %RESPONSE_CODE%, %RESPONSE_FLAGS%, %RESPONSE_CODE_DETAILS%,
+// %CONNECTION_TERMINATION_DETAILS%, %UPSTREAM_TRANSPORT_FAILURE_REASON%,
+// %BYTES_RECEIVED%, %BYTES_SENT%, %DURATION%,
+// %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%, %REQ(X-FORWARDED-FOR)%,
+// %REQ(USER-AGENT)%, %REQ(X-REQUEST-ID)%, %REQ(:AUTHORITY)%,
+// %UPSTREAM_HOST%, %UPSTREAM_CLUSTER%, %UPSTREAM_LOCAL_ADDRESS%,
+// %DOWNSTREAM_LOCAL_ADDRESS%, %DOWNSTREAM_REMOTE_ADDRESS%,
+// %REQUESTED_SERVER_NAME%, %ROUTE_NAME%).
+//
+// ConnectionTerminationDetails is set only by a network filter that
+// closes the connection (Envoy: RBAC network deny); an HTTP request or a
+// proxied TCP connection has none, so it is null, as in Envoy. An empty string is written as JSON null,
 // as Envoy's JSON format writes absent values; durations are
 // milliseconds. Entries are built on the request path without
 // allocating pointers; AppendJSON encodes them on the writer goroutine.
@@ -278,6 +291,11 @@ func HTTPEntry(in *httpproxy.Info) Entry {
 		e.UpstreamTransportFailure = "connection_failure"
 	}
 	connFields(&e, in.Conn)
+	if in.ClientAddress != "" {
+		// %DOWNSTREAM_REMOTE_ADDRESS% is the trusted client address the
+		// connection manager took from X-Forwarded-For.
+		e.DownstreamRemoteAddress = in.ClientAddress
+	}
 	return e
 }
 

@@ -57,6 +57,8 @@ type Handler struct {
 	StripAnyHostPort bool
 	// Tracer, when set, traces every request (see Tracer).
 	Tracer Tracer
+	// Forwarding is the X-Forwarded-For and internal-request handling.
+	Forwarding Forwarding
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
@@ -124,6 +126,7 @@ func (h *Handler) serve(w *responseWriter, r *http.Request, info *Info) {
 		localReply(w, info, http.StatusMethodNotAllowed, "", "CONNECT not supported\n")
 		return
 	}
+	info.ClientAddress = h.Forwarding.apply(r, info.Conn)
 	if !h.decodeFilters(w, r, info) {
 		return
 	}

@@ -101,6 +101,11 @@ type Info struct {
 	// UpstreamLocalAddress is the local address of the upstream
 	// connection the last attempt was sent on, nil if none.
 	UpstreamLocalAddress net.Addr
+	// ClientAddress is the trusted client address ("ip:0") when the
+	// connection manager took it from X-Forwarded-For (see Forwarding);
+	// "" when it is the connection's remote address. Envoy logs it as
+	// %DOWNSTREAM_REMOTE_ADDRESS%.
+	ClientAddress string
 }
 
 // Observer receives Info for every request (telemetry, access logs). It

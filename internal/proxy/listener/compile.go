@@ -281,6 +281,9 @@ func compileChain(field string, fc *listenerv3.FilterChain, deps Deps) (*Chain, 
 
 func compileHCM(field string, h *hcmv3.HttpConnectionManager, deps Deps) (*httpproxy.Handler, error) {
 	hh := &httpproxy.Handler{Resolver: deps.Resolver, Observer: deps.Observer, ForwardClientCert: forwardClientCert(h), Tracer: deps.Tracer}
+	if err := hh.ConfigureHCM(field, h); err != nil {
+		return nil, err
+	}
 	if deps.Stats != nil {
 		hh.Stats = deps.Stats(h.GetStatPrefix())
 	}

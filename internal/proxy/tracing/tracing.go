@@ -52,6 +52,9 @@ type Tracer struct {
 	revision string
 	gateway  bool
 	exp      *exporter
+	// hcm, when set, are the connection manager's own tracing settings
+	// (ForHCM), used instead of rate.
+	hcm *hcmSettings
 }
 
 // New validates cfg and builds a Tracer.
@@ -117,7 +120,11 @@ func (t *Tracer) sample() bool {
 // Start implements httpproxy.Tracer.
 func (t *Tracer) Start(r *http.Request) httpproxy.Span {
 	in := Extract(r.Header)
-	out := Child(in, t.sample)
+	decide := t.sample
+	if t.hcm != nil {
+		decide = func() bool { return t.hcm.decide(r) }
+	}
+	out := Child(in, decide)
 	formats := in.Formats
 	if formats != 0 && r.Header.Get(HeaderTraceparent) != "" {
 		formats |= FormatW3C // replace a malformed traceparent too
@@ -149,6 +156,17 @@ func (t *Tracer) Start(r *http.Request) httpproxy.Span {
 		}
 	}
 	s.rawQuery = r.URL.RawQuery
+	if t.hcm != nil {
+		for _, ct := range t.hcm.tags {
+			v := ct.literal
+			if ct.header != "" {
+				v = firstOf(r.Header.Get(ct.header), ct.def)
+			}
+			if v != "" {
+				s.tags = append(s.tags, Str(ct.tag, v))
+			}
+		}
+	}
 	return s
 }
 
@@ -162,6 +180,7 @@ type span struct {
 	scheme     string
 	peer       string
 	rawQuery   string
+	tags       []KeyValue // the connection manager's custom tags
 }
 
 // End implements httpproxy.Span: it builds the OTLP span with Envoy's and
@@ -176,6 +195,13 @@ func (s *span) End(info *httpproxy.Info) {
 	u := s.scheme + "://" + info.Authority + info.Path
 	if s.rawQuery != "" {
 		u += "?" + s.rawQuery
+	}
+	maxPath := DefaultMaxPathTagLength
+	if t.hcm != nil {
+		maxPath = t.hcm.maxPath
+	}
+	if len(u) > maxPath {
+		u = u[:maxPath]
 	}
 	flags := info.Flags
 	if flags == "" {
@@ -209,6 +235,7 @@ func (s *span) End(info *httpproxy.Info) {
 	if info.Upstream != nil {
 		attrs = append(attrs, Str("upstream_address", info.Upstream.Addr))
 	}
+	attrs = append(attrs, s.tags...)
 	if info.GRPC && info.GRPCStatus != "" {
 		attrs = append(attrs, Str("grpc.status_code", info.GRPCStatus))
 	}
