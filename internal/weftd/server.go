@@ -117,6 +117,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /debug/registry", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, dumpRegistry(s.store.Snapshot()))
 	})
+	s.profileRoutes()
 }
 
 // Listen binds the admin and xDS ports. A port of 0 picks a free one; see

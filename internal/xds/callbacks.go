@@ -53,12 +53,13 @@ func (c callbacks) OnStreamResponse(_ context.Context, id int64, _ *discovery.Di
 		// Usually the response is all of the current snapshot's resources
 		// of the type: record the snapshot's interned encodings rather
 		// than interning every resource of every response again.
-		if pins, ok := ps.targetPins[r.GetTypeUrl()]; ok && ps.target[r.GetTypeUrl()] == r.GetVersionInfo() && len(pins) == len(r.GetResources()) {
-			d.sotw = pins
+		if pins, ok := ps.targetPins[r.GetTypeUrl()]; ok && ps.target[r.GetTypeUrl()] == r.GetVersionInfo() && len(r.GetResources()) == 0 && len(r.ProtoReflect().GetUnknown()) > 0 {
+			d.sotw = pins // the response carries all the snapshot's resources
 			return
 		}
-		d.sotw = make([]unique.Handle[string], len(r.GetResources()))
-		for i, a := range r.GetResources() {
+		resources := responseResources(r)
+		d.sotw = make([]unique.Handle[string], len(resources))
+		for i, a := range resources {
 			d.sotw[i] = unique.Make(string(a.GetValue()))
 		}
 	})

@@ -52,14 +52,12 @@ import (
 	"time"
 	"unique"
 
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
 	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
 	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -125,11 +123,9 @@ type Server struct {
 	log  *slog.Logger
 	m    *metrics
 
-	// adsCache serves Envoy-like proxies: it sends types in ADS order and
-	// holds EDS/RDS responses until the proxy asks for every resource.
-	// plainCache serves proxyless gRPC clients, which ask for single
-	// resources by name.
-	adsCache, plainCache cache.SnapshotCache
+	// cache answers the streams' watches from each proxy's current
+	// snapshot; proxies sharing a snapshot share its responses.
+	cache *sharedCache
 
 	// ctx is Run's context, set before serving.
 	ctx context.Context
@@ -173,7 +169,6 @@ type sentResponse struct {
 // proxyState is what the server knows about one connected proxy (node id).
 type proxyState struct {
 	proxy       *model.Proxy // immutable
-	cache       cache.SnapshotCache
 	connectedAt time.Time
 
 	// genMu serializes generation for this proxy; it guards the fields
@@ -225,9 +220,7 @@ func New(opts Options) *Server {
 		genSlots: make(chan struct{}, opts.Workers),
 		inFlight: make(chan struct{}, opts.PushThrottle),
 	}
-	cl := cacheLogger{log: opts.Logger}
-	s.adsCache = cache.NewSnapshotCache(true, cache.IDHash{}, cl)
-	s.plainCache = cache.NewSnapshotCache(false, cache.IDHash{}, cl)
+	s.cache = newSharedCache(cacheLogger{log: opts.Logger})
 	return s
 }
 
@@ -247,20 +240,17 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 	s.ctx = ctx
 	s.mu.Unlock()
 
-	mux := &cache.MuxCache{
-		Classify:      func(r *cache.Request) string { return cacheKey(r.GetNode()) },
-		ClassifyDelta: func(r *cache.DeltaRequest) string { return cacheKey(r.GetNode()) },
-		Caches:        map[string]cache.Cache{"ads": s.adsCache, "plain": s.plainCache},
-	}
 	// Ordered ADS: one response queue per stream, so responses leave in
 	// the order the cache produced them (clusters, endpoints, listeners,
 	// routes). Without it go-control-plane picks among ready responses at
 	// random.
-	xs := serverv3.NewServer(ctx, mux, callbacks{s}, sotw.WithOrderedADS(), sotw.WithLogger(cacheLogger{log: s.log}))
+	xs := serverv3.NewServer(ctx, s.cache, callbacks{s}, sotw.WithOrderedADS(), sotw.WithLogger(cacheLogger{log: s.log}))
 	gopts := append([]grpc.ServerOption{
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(16 << 20),
+		// Responses shared between proxies go out without a copy each.
+		grpc.ForceServerCodecV2(newWireCodec()),
 	}, s.opts.GRPCOptions...)
 	g := grpc.NewServer(gopts...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(g, xs)
@@ -303,14 +293,6 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 		return fmt.Errorf("xds: serve: %w", err)
 	}
 	return nil
-}
-
-// cacheKey chooses the cache for a node.
-func cacheKey(n *core.Node) string {
-	if isProxyless(n) {
-		return "plain"
-	}
-	return "ads"
 }
 
 // pushLoop debounces model changes and pushes to connected proxies.
@@ -414,23 +396,20 @@ func (s *Server) update(ps *proxyState, snap *model.Snapshot, changedAt time.Tim
 	s.mu.Lock()
 	live := s.proxies[id] == ps
 	if live {
-		ps.target, ps.targetHashes, ps.targetPins, ps.targetModel = psnap.versions, psnap.snap.VersionMap, psnap.pins, snap.Version
+		ps.target, ps.targetHashes, ps.targetPins, ps.targetModel = psnap.versions, psnap.hashes, psnap.pins, snap.Version
 		if !changedAt.IsZero() && ps.pendingSince.IsZero() {
 			ps.pendingSince = changedAt
 		}
 	}
 	s.mu.Unlock()
 	if live {
-		err = ps.cache.SetSnapshot(s.ctx, id, psnap.snap)
+		s.cache.SetSnapshot(id, psnap)
 	} else {
 		s.mu.Lock()
 		s.releaseInFlightLocked(ps)
 		s.mu.Unlock()
 	}
 	s.cacheMu.Unlock()
-	if err != nil {
-		s.log.Error("xds: set snapshot", "proxy", id, "error", err)
-	}
 	s.m.pushTime.Observe(time.Since(start).Seconds())
 }
 
@@ -453,12 +432,8 @@ func (s *Server) register(st *stream, p *model.Proxy) (*proxyState, bool) {
 	defer s.mu.Unlock()
 	ps, ok := s.proxies[p.ID]
 	if !ok {
-		c := s.adsCache
-		if p.Generator == model.GeneratorGRPC {
-			c = s.plainCache
-		}
 		ps = &proxyState{
-			proxy: p, cache: c, connectedAt: time.Now(),
+			proxy: p, connectedAt: time.Now(),
 			types: map[string]*TypeStatus{}, dump: map[string]*typeDump{},
 		}
 		s.proxies[p.ID] = ps
@@ -489,7 +464,7 @@ func (s *Server) closeStream(id int64) {
 	}
 	s.mu.Unlock()
 	if gone != nil {
-		gone.cache.ClearSnapshot(gone.proxy.ID)
+		s.cache.ClearSnapshot(gone.proxy.ID)
 		s.log.Info("xds: proxy disconnected", "proxy", gone.proxy.ID)
 	}
 }

@@ -16,13 +16,13 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tls "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weftmesh/weft/internal/translate"
 )
@@ -49,32 +49,83 @@ func TypeName(typeURL string) string {
 	return typeURL
 }
 
-// proxySnapshot is the xDS configuration computed for one proxy.
+// proxySnapshot is the xDS configuration computed for one proxy. Proxies
+// the generator cannot tell apart share one proxySnapshot (builtMemo), and
+// with it every response the cache hands out: a proxySnapshot is never
+// modified once built.
 type proxySnapshot struct {
-	snap *cache.Snapshot
+	// types maps type URL to that type's resources, for every type in
+	// typeURLs.
+	types map[string]*typeResources
 	// versions maps type URL to the version of that type's resources: a
 	// hash of their names and content, so it changes exactly when they do.
 	versions map[string]string
+	// hashes maps type URL to resource name to content hash.
+	hashes map[string]map[string]string
 	// pins keeps the interned encodings of the resources alive, so that
 	// proxies with identical resources keep sharing one copy. It maps
-	// type URL to that type's encodings.
+	// type URL to that type's encodings, in response order.
 	pins map[string][]unique.Handle[string]
 }
 
-// encoded is a resource ready for the cache: its raw form, the interned
-// encoding that form aliases, and its content hash (the one
+// typeResources are one type's resources of a proxySnapshot, ready to be
+// sent: state-of-the-world responses that carry all of them share anys.
+type typeResources struct {
+	version string
+	names   []string     // in response order
+	anys    []*anypb.Any // names[i]'s encoding; shared, read-only
+	index   map[string]int
+	hashes  map[string]string // name → content hash
+
+	// delta holds the resources as delta entries, built on first use.
+	deltaOnce sync.Once
+	delta     []*discovery.Resource
+	// wireBytes is the encoding of all the resources as a response's
+	// resources field, built on first use (wire).
+	wireOnce  sync.Once
+	wireBytes []byte
+}
+
+// deltaResources returns the resources as delta response entries, in
+// response order; the result is shared and must not be modified.
+func (t *typeResources) deltaResources() []*discovery.Resource {
+	t.deltaOnce.Do(func() {
+		t.delta = make([]*discovery.Resource, len(t.names))
+		for i, n := range t.names {
+			t.delta[i] = &discovery.Resource{Name: n, Version: t.hashes[n], Resource: t.anys[i]}
+		}
+	})
+	return t.delta
+}
+
+// resources returns the snapshot's resources of a type by name (tests,
+// debugging).
+func (ps *proxySnapshot) resources(typeURL string) map[string]*anypb.Any {
+	t := ps.types[typeURL]
+	if t == nil {
+		return nil
+	}
+	out := make(map[string]*anypb.Any, len(t.names))
+	for i, n := range t.names {
+		out[n] = t.anys[i]
+	}
+	return out
+}
+
+// encoded is a resource ready for the cache: its Any, whose value aliases
+// the interned encoding pin, and its content hash (the one
 // go-control-plane computes, cache.HashResource, so versions in delta
-// responses match the version map).
+// responses are what go-control-plane would send).
 type encoded struct {
-	raw  *emptypb.Empty
+	any  *anypb.Any
 	pin  unique.Handle[string]
 	hash string
 }
 
-func encode(b []byte) encoded {
-	raw, pin := rawResource(b)
+func encode(typeURL string, b []byte) encoded {
+	a, pin := anyResource(typeURL, b)
 	sum := sha256.Sum256(b)
-	return encoded{raw: raw, pin: pin, hash: hex.EncodeToString(sum[:])}
+	return encoded{any: a, pin: pin, hash: hex.EncodeToString(sum[:])}
 }
 
 // encodingMemo remembers the encodings of endpoint assignments by
@@ -116,32 +167,30 @@ func (m *encodingMemo) store(cla *endpoint.ClusterLoadAssignment, e encoded) {
 	m.m[weak.Make(cla)] = e
 }
 
-// rawResource returns a message that marshals to exactly b, sharing one
+// anyResource returns an Any of typeURL whose value is b, sharing one
 // interned copy of b among all proxies whose resource has the same
 // encoding. Snapshots hold resources in this form: a proxy's generated
 // objects are garbage once encoded, identical resources of different
-// proxies take memory once, and go-control-plane's marshaling of a
-// response becomes a copy.
-func rawResource(b []byte) (*emptypb.Empty, unique.Handle[string]) {
+// proxies take memory once, and a response is never marshaled before
+// gRPC writes it.
+func anyResource(typeURL string, b []byte) (*anypb.Any, unique.Handle[string]) {
 	// unique.Make copies a string it has not seen; b is not modified
 	// afterwards, so a string view of it is enough for the lookup.
 	h := unique.Make(unsafe.String(unsafe.SliceData(b), len(b)))
 	s := h.Value()
-	m := &emptypb.Empty{}
-	// The unknown fields are only ever read (appended to an output
-	// buffer by the marshaler), so aliasing the immutable string is safe.
-	m.ProtoReflect().SetUnknown(protoreflect.RawFields(unsafe.Slice(unsafe.StringData(s), len(s))))
-	return m, h
+	// The value is only ever read (copied to the wire by the marshaler,
+	// or decoded), so aliasing the immutable string is safe.
+	return &anypb.Any{TypeUrl: typeURL, Value: unsafe.Slice(unsafe.StringData(s), len(s))}, h
 }
 
 // decodeResource decodes a snapshot resource back into its Envoy type.
-func decodeResource(typeURL string, r types.Resource) (proto.Message, error) {
+func decodeResource(typeURL string, a *anypb.Any) (proto.Message, error) {
 	mt, err := protoregistry.GlobalTypes.FindMessageByURL(typeURL)
 	if err != nil {
 		return nil, err
 	}
 	m := mt.New().Interface()
-	if err := proto.Unmarshal(r.ProtoReflect().GetUnknown(), m); err != nil {
+	if err := proto.Unmarshal(a.GetValue(), m); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -226,17 +275,28 @@ func buildSnapshot(res *translate.Resources, memo *encodingMemo) (*proxySnapshot
 		}
 	}
 
-	ps := &proxySnapshot{snap: &cache.Snapshot{VersionMap: map[string]map[string]string{}}, versions: map[string]string{}, pins: map[string][]unique.Handle[string]{}}
+	ps := &proxySnapshot{
+		types:    make(map[string]*typeResources, len(typeURLs)),
+		versions: make(map[string]string, len(typeURLs)),
+		hashes:   make(map[string]map[string]string, len(typeURLs)),
+		pins:     make(map[string][]unique.Handle[string], len(typeURLs)),
+	}
 	opts := proto.MarshalOptions{Deterministic: true}
 	for _, typeURL := range typeURLs {
-		items := make(map[string]types.ResourceWithTTL, len(byType[typeURL]))
-		hashes := make(map[string]string, len(byType[typeURL]))
-		for _, r := range byType[typeURL] {
+		list := byType[typeURL]
+		tr := &typeResources{
+			names:  make([]string, 0, len(list)),
+			anys:   make([]*anypb.Any, 0, len(list)),
+			index:  make(map[string]int, len(list)),
+			hashes: make(map[string]string, len(list)),
+		}
+		pins := make([]unique.Handle[string], 0, len(list))
+		for _, r := range list {
 			name := cache.GetResourceName(r)
 			if name == "" {
 				return nil, fmt.Errorf("%s resource without a name", TypeName(typeURL))
 			}
-			if _, dup := items[name]; dup {
+			if _, dup := tr.index[name]; dup {
 				return nil, fmt.Errorf("two %s resources named %q", TypeName(typeURL), name)
 			}
 			cla, _ := r.(*endpoint.ClusterLoadAssignment)
@@ -246,24 +306,20 @@ func buildSnapshot(res *translate.Resources, memo *encodingMemo) (*proxySnapshot
 				if err != nil {
 					return nil, fmt.Errorf("%s resource %q: %w", TypeName(typeURL), name, err)
 				}
-				enc = encode(b)
+				enc = encode(typeURL, b)
 				memo.store(cla, enc)
 			}
-			ps.pins[typeURL] = append(ps.pins[typeURL], enc.pin)
-			items[name] = types.ResourceWithTTL{Resource: enc.raw}
-			hashes[name] = enc.hash
+			tr.index[name] = len(tr.names)
+			tr.names = append(tr.names, name)
+			tr.anys = append(tr.anys, enc.any)
+			tr.hashes[name] = enc.hash
+			pins = append(pins, enc.pin)
 		}
-		v := typeVersion(hashes)
-		ps.versions[typeURL] = v
-		ps.snap.Resources[cache.GetResponseType(typeURL)] = cache.Resources{Version: v, Items: items}
-		ps.snap.VersionMap[typeURL] = hashes
-	}
-	// The cache asks every response type for a version map.
-	for i := range types.UnknownType {
-		u, _ := cache.GetResponseTypeURL(i)
-		if _, ok := ps.snap.VersionMap[u]; !ok {
-			ps.snap.VersionMap[u] = map[string]string{}
-		}
+		tr.version = typeVersion(tr.hashes)
+		ps.types[typeURL] = tr
+		ps.versions[typeURL] = tr.version
+		ps.hashes[typeURL] = tr.hashes
+		ps.pins[typeURL] = pins
 	}
 	return ps, nil
 }

@@ -35,13 +35,13 @@ func TestBuildSnapshotVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, u := range typeURLs {
-		for name, r := range a.snap.GetResources(u) {
+		for name, r := range a.resources(u) {
 			m, err := decodeResource(u, r)
 			if err != nil {
 				t.Fatalf("%s %s: %v", TypeName(u), name, err)
 			}
 			b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-			if got := a.snap.GetVersionMap(u)[name]; got != cache.HashResource(b) {
+			if got := a.hashes[u][name]; got != cache.HashResource(b) {
 				t.Errorf("%s %s: version %s, go-control-plane's hash %s", TypeName(u), name, got, cache.HashResource(b))
 			}
 		}
@@ -59,10 +59,10 @@ func TestBuildSnapshotVersions(t *testing.T) {
 			t.Errorf("%s: version changed=%v after an endpoint-only change", TypeName(u), changed)
 		}
 	}
-	if got := len(a.snap.GetResources(resource.ClusterType)); got != 5 {
+	if got := len(a.resources(resource.ClusterType)); got != 5 {
 		t.Errorf("%d clusters, want 5", got)
 	}
-	if v := a.snap.GetVersionMap(resource.EndpointType); len(v) != 5 {
+	if v := a.hashes[resource.EndpointType]; len(v) != 5 {
 		t.Errorf("EDS version map has %d entries, want 5", len(v))
 	}
 }
@@ -76,7 +76,7 @@ func TestBuildSnapshotConsistency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eds := ps.snap.GetResources(resource.EndpointType)
+	eds := ps.resources(resource.EndpointType)
 	if r, ok := eds[missing]; !ok {
 		t.Errorf("missing assignment %q not filled in", missing)
 	} else if cla, err := decodeResource(resource.EndpointType, r); err != nil || cla.(*endpoint.ClusterLoadAssignment).GetClusterName() != missing ||
@@ -86,7 +86,7 @@ func TestBuildSnapshotConsistency(t *testing.T) {
 	if _, ok := eds["outbound|1||nobody.uses.me"]; ok {
 		t.Error("unreferenced assignment kept")
 	}
-	if _, ok := ps.snap.GetResources(resource.RouteType)["orphan"]; ok {
+	if _, ok := ps.resources(resource.RouteType)["orphan"]; ok {
 		t.Error("unreferenced route configuration kept")
 	}
 
@@ -134,7 +134,7 @@ func TestBuildSnapshotAPIListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := ps.snap.GetResources(resource.RouteType)["route-echo.default.svc.cluster.local"]; !ok {
+	if _, ok := ps.resources(resource.RouteType)["route-echo.default.svc.cluster.local"]; !ok {
 		t.Error("route configuration used by an api_listener was dropped")
 	}
 }
@@ -143,14 +143,18 @@ func TestRawResourcesShared(t *testing.T) {
 	a, _ := buildSnapshot(generate(t, 0), nil)
 	b, _ := buildSnapshot(generate(t, 0), nil)
 	name := "outbound|8080||svc-1.ns-0.svc.cluster.local"
-	ra := a.snap.GetResources(resource.ClusterType)[name].ProtoReflect().GetUnknown()
-	rb := b.snap.GetResources(resource.ClusterType)[name].ProtoReflect().GetUnknown()
+	ra := a.resources(resource.ClusterType)[name].GetValue()
+	rb := b.resources(resource.ClusterType)[name].GetValue()
 	if len(ra) == 0 || &ra[0] != &rb[0] {
 		t.Error("identical resources of two proxies are not shared")
 	}
-	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(a.snap.GetResources(resource.ClusterType)[name])
+	m, err := decodeResource(resource.ClusterType, a.resources(resource.ClusterType)[name])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil || string(out) != string(ra) {
-		t.Errorf("raw resource marshals to %d bytes (%v), want its %d", len(out), err, len(ra))
+		t.Errorf("resource decodes and marshals to %d bytes (%v), want its %d", len(out), err, len(ra))
 	}
 }
 
@@ -171,7 +175,7 @@ func TestEncodingMemo(t *testing.T) {
 	}
 	b, _ := buildSnapshot(res, &memo)
 	name := res.Endpoints[0].ClusterName
-	if b.snap.GetResources(resource.EndpointType)[name] != enc.raw || a.versions[resource.EndpointType] != b.versions[resource.EndpointType] {
+	if b.resources(resource.EndpointType)[name] != enc.any || a.versions[resource.EndpointType] != b.versions[resource.EndpointType] {
 		t.Error("second snapshot did not reuse the remembered encoding")
 	}
 	// An equal but distinct object is not found by identity.
@@ -202,7 +206,7 @@ func TestBuildSnapshotSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := ps.snap.GetResources(resource.SecretType)
+	got := ps.resources(resource.SecretType)
 	if len(got) != 3 || got["unused"] != nil || got["default"] == nil || got["ROOTCA"] == nil || got["gateway-cert"] == nil {
 		t.Errorf("secrets %v, want default, ROOTCA and gateway-cert", sortedKeys(got))
 	}
