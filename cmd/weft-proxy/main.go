@@ -1,5 +1,17 @@
 // Command weft-proxy is Weft's data plane: an Envoy-compatible sidecar
 // and gateway proxy configured over xDS.
+//
+// For the smallest footprint build it with
+//
+//	CGO_ENABLED=0 go build -tags grpcnotrace ./cmd/weft-proxy
+//
+// Idle RSS is mostly the binary's own pages (about 21 of 27 MB: the
+// kernel maps text and read-only data in large runs), so binary size is
+// what counts. CGO_ENABLED=0 drops libc and the dynamic loader (about
+// 1.6 MB); grpcnotrace drops gRPC's x/net/trace, whose html/template
+// makes the linker keep every exported method of every reachable type
+// (binary 39 → 31 MB, about 2.5 MB of RSS). Neither changes behaviour:
+// DNS uses Go's resolver, and weft-proxy serves no /debug/requests.
 package main
 
 import (
