@@ -113,7 +113,7 @@ func (c *sharedCache) snapshot(id string) *proxySnapshot {
 // keeps it until a snapshot does.
 func (c *sharedCache) CreateWatch(req *cache.Request, sub cache.Subscription, out chan cache.Response) (func(), error) {
 	id := req.GetNode().GetId()
-	w := &sotwWatch{req: req, sub: sub, out: out}
+	w := &sotwWatch{req: trimRequest(req), sub: sub, out: out}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := c.node(id)
@@ -168,7 +168,17 @@ func (c *sharedCache) Fetch(_ context.Context, req *cache.Request) (cache.Respon
 	if req.GetVersionInfo() == tr.version {
 		return nil, &types.SkipFetchError{}
 	}
-	return &sotwResponse{req: req, version: tr.version, resources: slices.Clone(tr.select_(req.GetResourceNames()))}, nil
+	var resources []*anypb.Any
+	if names := req.GetResourceNames(); len(names) == 0 {
+		resources = tr.anys
+	} else {
+		set := make(map[string]struct{}, len(names))
+		for _, n := range names {
+			set[n] = struct{}{}
+		}
+		resources = tr.selectSet(set)
+	}
+	return &sotwResponse{req: req, version: tr.version, resources: slices.Clone(resources)}, nil
 }
 
 // respondSotw sends w its response from ps if one is due, and reports
@@ -180,7 +190,7 @@ func (c *sharedCache) respondSotw(ps *proxySnapshot, w *sotwWatch) bool {
 		return false // a type Weft does not serve: never answered
 	}
 	ads := !isProxyless(req.GetNode())
-	names := req.GetResourceNames()
+	subscribed := w.sub.SubscribedResources()
 	wildcard := w.sub.IsWildcard()
 	if req.GetVersionInfo() == tr.version {
 		// The version names all resources of the type and their content,
@@ -190,13 +200,13 @@ func (c *sharedCache) respondSotw(ps *proxySnapshot, w *sotwWatch) bool {
 			return false
 		}
 	}
-	if ads && len(names) != 0 && !wildcard {
+	if ads && !wildcard && len(subscribed) != 0 {
 		// As go-control-plane's ADS mode: answer once the proxy asks for
 		// every resource of the type, so that it gets them in one piece.
 		for _, n := range tr.names {
-			if _, ok := w.sub.SubscribedResources()[n]; !ok {
+			if _, ok := subscribed[n]; !ok {
 				c.log.Debugf("ADS mode: not responding to %s request (%d names) for node %q: %q not requested",
-					TypeName(req.GetTypeUrl()), len(names), req.GetNode().GetId(), n)
+					TypeName(req.GetTypeUrl()), len(subscribed), req.GetNode().GetId(), n)
 				return false
 			}
 		}
@@ -205,15 +215,15 @@ func (c *sharedCache) respondSotw(ps *proxySnapshot, w *sotwWatch) bool {
 	if wildcard {
 		r.all = tr
 	} else {
-		r.resources = tr.select_(names)
+		r.resources = tr.selectSet(subscribed)
 		if len(r.resources) == len(tr.anys) {
 			r.all, r.resources = tr, nil
 		}
 		if !ads {
 			// Remember what a proxyless client was sent, to answer it
 			// when it subscribes to one more resource.
-			r.returned = make(map[string]string, len(r.resources))
-			for _, n := range names {
+			r.returned = make(map[string]string, len(subscribed))
+			for n := range subscribed {
 				if _, ok := tr.index[n]; ok {
 					r.returned[n] = tr.version
 				}
@@ -238,28 +248,35 @@ func newlySubscribed(tr *typeResources, sub cache.Subscription) bool {
 	return false
 }
 
-// select_ returns the resources named, in response order: all of them,
-// shared, when names covers every resource.
-func (t *typeResources) select_(names []string) []*anypb.Any {
-	if len(names) == 0 {
-		return t.anys
-	}
-	want := make(map[string]bool, len(names))
-	for _, n := range names {
+// selectSet returns the resources named in set, in response order: all
+// of them, shared, when set names every resource.
+func (t *typeResources) selectSet(set map[string]struct{}) []*anypb.Any {
+	found := 0
+	for n := range set {
 		if _, ok := t.index[n]; ok {
-			want[n] = true
+			found++
 		}
 	}
-	if len(want) == len(t.names) {
+	if found == len(t.names) {
 		return t.anys
 	}
-	out := make([]*anypb.Any, 0, len(want))
+	out := make([]*anypb.Any, 0, found)
 	for i, n := range t.names {
-		if want[n] {
+		if _, ok := set[n]; ok {
 			out = append(out, t.anys[i])
 		}
 	}
 	return out
+}
+
+// trimRequest returns a copy of a request without its resource names:
+// what a watch and its response keep of it (the subscription has the
+// names; a sidecar's EDS request names every cluster).
+func trimRequest(r *discovery.DiscoveryRequest) *discovery.DiscoveryRequest {
+	return &discovery.DiscoveryRequest{
+		VersionInfo: r.GetVersionInfo(), Node: r.GetNode(), TypeUrl: r.GetTypeUrl(),
+		ResponseNonce: r.GetResponseNonce(), ErrorDetail: r.GetErrorDetail(),
+	}
 }
 
 // respondDelta sends w the resources whose content differs from what the

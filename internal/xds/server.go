@@ -251,6 +251,9 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 		grpc.MaxRecvMsgSize(16 << 20),
 		// Responses shared between proxies go out without a copy each.
 		grpc.ForceServerCodecV2(newWireCodec()),
+		// An idle connection holds no write buffer: thousands of proxies
+		// are mostly idle.
+		grpc.SharedWriteBuffer(true),
 	}, s.opts.GRPCOptions...)
 	g := grpc.NewServer(gopts...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(g, xs)

@@ -128,43 +128,87 @@ func encode(typeURL string, b []byte) encoded {
 	return encoded{any: a, pin: pin, hash: hex.EncodeToString(sum[:])}
 }
 
-// encodingMemo remembers the encodings of endpoint assignments by
-// identity. The translator's cache hands the same immutable assignment to
-// every proxy that needs it, so a push encodes each once instead of once
-// per proxy. Keys are weak: the memo keeps nothing alive. It forgets
-// everything when it reaches its size limit (the generator then does not
-// share, and remembering would not pay).
+// encodingMemo remembers the encodings of endpoint assignments and
+// clusters by identity. The translator's cache hands the same immutable
+// assignment, and the same cluster of a service without a
+// DestinationRule, to every proxy that needs it, so a push encodes each
+// once instead of once per distinct configuration. Keys are weak: the
+// memo keeps nothing alive. It forgets everything when it reaches its size
+// limit (the generator then does not share, and remembering would not
+// pay).
 type encodingMemo struct {
-	mu sync.Mutex
-	m  map[weak.Pointer[endpoint.ClusterLoadAssignment]]encoded
+	mu       sync.Mutex
+	m        map[weak.Pointer[endpoint.ClusterLoadAssignment]]encoded
+	clusters map[weak.Pointer[cluster.Cluster]]encoded
 }
 
 const memoLimit = 1 << 16
 
 func (m *encodingMemo) lookup(cla *endpoint.ClusterLoadAssignment) (encoded, bool) {
-	if m == nil || cla == nil {
+	if m == nil {
 		return encoded{}, false
 	}
-	wp := weak.Make(cla)
-	m.mu.Lock()
-	e, ok := m.m[wp]
-	m.mu.Unlock()
-	if ok && wp.Value() != cla {
+	return memoLookup(&m.mu, m.m, cla)
+}
+
+func (m *encodingMemo) store(cla *endpoint.ClusterLoadAssignment, e encoded) {
+	if m != nil {
+		memoStore(&m.mu, &m.m, cla, e)
+	}
+}
+
+// lookupResource and storeResource remember the encodings of the
+// resource types the translator shares: endpoint assignments and
+// clusters.
+func (m *encodingMemo) lookupResource(r types.Resource) (encoded, bool) {
+	if m == nil {
+		return encoded{}, false
+	}
+	switch r := r.(type) {
+	case *endpoint.ClusterLoadAssignment:
+		return memoLookup(&m.mu, m.m, r)
+	case *cluster.Cluster:
+		return memoLookup(&m.mu, m.clusters, r)
+	}
+	return encoded{}, false
+}
+
+func (m *encodingMemo) storeResource(r types.Resource, e encoded) {
+	if m == nil {
+		return
+	}
+	switch r := r.(type) {
+	case *endpoint.ClusterLoadAssignment:
+		memoStore(&m.mu, &m.m, r, e)
+	case *cluster.Cluster:
+		memoStore(&m.mu, &m.clusters, r, e)
+	}
+}
+
+func memoLookup[T any](mu *sync.Mutex, m map[weak.Pointer[T]]encoded, p *T) (encoded, bool) {
+	if p == nil {
+		return encoded{}, false
+	}
+	wp := weak.Make(p)
+	mu.Lock()
+	e, ok := m[wp]
+	mu.Unlock()
+	if ok && wp.Value() != p {
 		ok = false
 	}
 	return e, ok
 }
 
-func (m *encodingMemo) store(cla *endpoint.ClusterLoadAssignment, e encoded) {
-	if m == nil || cla == nil {
+func memoStore[T any](mu *sync.Mutex, m *map[weak.Pointer[T]]encoded, p *T, e encoded) {
+	if p == nil {
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.m == nil || len(m.m) >= memoLimit {
-		m.m = map[weak.Pointer[endpoint.ClusterLoadAssignment]]encoded{}
+	mu.Lock()
+	defer mu.Unlock()
+	if *m == nil || len(*m) >= memoLimit {
+		*m = map[weak.Pointer[T]]encoded{}
 	}
-	m.m[weak.Make(cla)] = e
+	(*m)[weak.Make(p)] = e
 }
 
 // anyResource returns an Any of typeURL whose value is b, sharing one
@@ -299,15 +343,14 @@ func buildSnapshot(res *translate.Resources, memo *encodingMemo) (*proxySnapshot
 			if _, dup := tr.index[name]; dup {
 				return nil, fmt.Errorf("two %s resources named %q", TypeName(typeURL), name)
 			}
-			cla, _ := r.(*endpoint.ClusterLoadAssignment)
-			enc, ok := memo.lookup(cla)
+			enc, ok := memo.lookupResource(r)
 			if !ok {
 				b, err := opts.Marshal(r)
 				if err != nil {
 					return nil, fmt.Errorf("%s resource %q: %w", TypeName(typeURL), name, err)
 				}
 				enc = encode(typeURL, b)
-				memo.store(cla, enc)
+				memo.storeResource(r, enc)
 			}
 			tr.index[name] = len(tr.names)
 			tr.names = append(tr.names, name)

@@ -216,7 +216,7 @@ func (e *env) runControlPlane(ctx context.Context, proxies int) (*report.Result,
 		wg.Go(func() {
 			defer conn.Close()
 			for cctx.Err() == nil {
-				c := &loadtest.Client{Node: loadtest.Node(i), Delta: sz.delta}
+				c := &loadtest.Client{Node: loadtest.Node(i), Delta: sz.delta, Discard: true}
 				c.OnResponse = func(r loadtest.Response) {
 					t := r.Time.UnixNano()
 					cs.last[i].Store(t)

@@ -13,8 +13,10 @@ import (
 	"sync"
 	"time"
 	"unique"
+	"unsafe"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -22,6 +24,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	// Register the filter configurations listeners carry.
@@ -59,6 +62,11 @@ type Client struct {
 	// Reject, if set, sees every response; an error NACKs it with the
 	// error's text.
 	Reject func(typeURL string, resources []*anypb.Any) error
+	// Discard makes the client keep only the names of the resources it
+	// receives, not their content (Resource then returns nil), except
+	// what a delta client needs to follow clusters and listeners: many
+	// simulated clients cost less.
+	Discard bool
 	// OnResponse, if set, is called for each response once processed,
 	// before the ACK or NACK is sent (so a server that saw the ACK knows
 	// OnResponse ran), on the client's goroutine.
@@ -122,7 +130,7 @@ func (c *Client) Resource(typeURL, name string) *anypb.Any {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h, ok := c.state(typeURL).resources[name]
-	if !ok {
+	if !ok || h.value == (unique.Handle[string]{}) {
 		return nil
 	}
 	return h.any()
@@ -136,7 +144,10 @@ type held struct {
 }
 
 func hold(a *anypb.Any) held {
-	return held{typeURL: a.GetTypeUrl(), value: unique.Make(string(a.GetValue()))}
+	// The received bytes are never modified: unique.Make copies them only
+	// if no other client holds the same.
+	v := a.GetValue()
+	return held{typeURL: a.GetTypeUrl(), value: unique.Make(unsafe.String(unsafe.SliceData(v), len(v)))}
 }
 
 func (h held) any() *anypb.Any {
@@ -189,27 +200,17 @@ func (c *Client) runSotW(ctx context.Context, ads discovery.AggregatedDiscoveryS
 			nack = c.Reject(t, resp.GetResources())
 		}
 		ev := Response{TypeURL: t, Version: resp.GetVersionInfo(), Nonce: resp.GetNonce(), NACKed: nack != nil}
-		decoded := map[string]types.Resource{}
+		var refs map[string]bool // the dependent resources clusters or listeners name
 		if nack == nil {
+			if t == resource.ClusterType || t == resource.ListenerType {
+				refs = map[string]bool{}
+			}
 			for _, a := range resp.GetResources() {
-				if t != resource.ClusterType && t != resource.ListenerType {
-					// Only clusters and listeners are needed whole (for
-					// the names they refer to); read the others' names.
-					n, err := nameOf(a.GetValue())
-					if err != nil {
-						nack = fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
-						break
-					}
-					ev.Names = append(ev.Names, n)
-					continue
-				}
-				m, err := a.UnmarshalNew()
+				n, err := readRefs(t, a.GetValue(), refs)
 				if err != nil {
 					nack = fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
 					break
 				}
-				n := cache.GetResourceName(m)
-				decoded[n] = m
 				ev.Names = append(ev.Names, n)
 			}
 		}
@@ -221,7 +222,11 @@ func (c *Client) runSotW(ctx context.Context, ads discovery.AggregatedDiscoveryS
 			ts.version = resp.GetVersionInfo()
 			ts.resources = make(map[string]held, len(resp.GetResources()))
 			for i, n := range ev.Names {
-				ts.resources[n] = hold(resp.GetResources()[i])
+				if c.Discard {
+					ts.resources[n] = held{typeURL: t}
+				} else {
+					ts.resources[n] = hold(resp.GetResources()[i])
+				}
 			}
 		}
 		c.mu.Unlock()
@@ -233,7 +238,7 @@ func (c *Client) runSotW(ctx context.Context, ads discovery.AggregatedDiscoveryS
 			return err
 		}
 		if nack == nil {
-			if err := c.follow(t, decoded, func(dep string, _, _ []string) error { return request(dep, nil) }); err != nil {
+			if err := c.follow(t, refs, func(dep string, _, _ []string) error { return request(dep, nil) }); err != nil {
 				return err
 			}
 		}
@@ -269,29 +274,32 @@ func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscovery
 		for _, r := range resp.GetResources() {
 			ev.Names = append(ev.Names, r.GetName())
 		}
-		var all map[string]types.Resource
+		var refs map[string]bool
 		c.mu.Lock()
 		ts := c.state(t)
 		ts.responses++
 		ts.nonce = resp.GetNonce()
 		if nack == nil {
 			ts.version = resp.GetSystemVersionInfo()
+			keep := !c.Discard || t == resource.ClusterType || t == resource.ListenerType
 			for _, r := range resp.GetResources() {
-				ts.resources[r.GetName()] = hold(r.GetResource())
+				if keep {
+					ts.resources[r.GetName()] = hold(r.GetResource())
+				} else {
+					ts.resources[r.GetName()] = held{typeURL: t}
+				}
 			}
 			for _, n := range resp.GetRemovedResources() {
 				delete(ts.resources, n)
 			}
 			if t == resource.ClusterType || t == resource.ListenerType {
-				all = make(map[string]types.Resource, len(ts.resources))
-				for n, h := range ts.resources {
-					a := h.any()
-					m, err := a.UnmarshalNew()
-					if err != nil {
-						nack = fmt.Errorf("decode %s: %w", a.GetTypeUrl(), err)
+				refs = map[string]bool{}
+				for _, h := range ts.resources {
+					v := h.value.Value() // read only
+					if _, err := readRefs(t, unsafe.Slice(unsafe.StringData(v), len(v)), refs); err != nil {
+						nack = fmt.Errorf("decode %s: %w", h.typeURL, err)
 						break
 					}
-					all[n] = m
 				}
 			}
 		}
@@ -307,8 +315,8 @@ func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscovery
 		if err := st.Send(req); err != nil {
 			return err
 		}
-		if nack == nil && all != nil {
-			err := c.follow(t, all, func(dep string, add, remove []string) error {
+		if nack == nil && refs != nil {
+			err := c.follow(t, refs, func(dep string, add, remove []string) error {
 				return st.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: dep, ResourceNamesSubscribe: add, ResourceNamesUnsubscribe: remove})
 			})
 			if err != nil {
@@ -320,9 +328,10 @@ func (c *Client) runDelta(ctx context.Context, ads discovery.AggregatedDiscovery
 
 // follow updates the dependent subscriptions after clusters or listeners
 // changed, as Envoy does: EDS for the EDS clusters, RDS for the route
-// configurations the listeners use, and listeners after the first
-// clusters. send asks for the dependent type with the changed names.
-func (c *Client) follow(typeURL string, all map[string]types.Resource, send func(dep string, add, remove []string) error) error {
+// configurations the listeners use (refs, all of them), and listeners
+// after the first clusters. send asks for the dependent type with the
+// changed names.
+func (c *Client) follow(typeURL string, refs map[string]bool, send func(dep string, add, remove []string) error) error {
 	var dep string
 	switch typeURL {
 	case resource.ClusterType:
@@ -332,11 +341,6 @@ func (c *Client) follow(typeURL string, all map[string]types.Resource, send func
 	default:
 		return nil
 	}
-	withTTL := make(map[string]types.ResourceWithTTL, len(all))
-	for n, r := range all {
-		withTTL[n] = types.ResourceWithTTL{Resource: r}
-	}
-	refs := cache.GetResourceReferences(withTTL)[dep]
 	names := make([]string, 0, len(refs))
 	for n := range refs {
 		names = append(names, n)
@@ -364,8 +368,12 @@ func (c *Client) follow(typeURL string, all map[string]types.Resource, send func
 
 	if changed {
 		var add, remove []string
+		had := make(map[string]bool, len(old))
+		for _, n := range old {
+			had[n] = true
+		}
 		for _, n := range names {
-			if !slices.Contains(old, n) {
+			if !had[n] {
 				add = append(add, n)
 			}
 		}
@@ -407,4 +415,110 @@ func nameOf(b []byte) (string, error) {
 		b = b[n:]
 	}
 	return "", errors.New("resource without a name")
+}
+
+// readRefs returns the name of an encoded resource and, for clusters and
+// listeners, adds the endpoint assignments or route configurations it
+// refers to to refs, as go-control-plane's GetResourceReferences would.
+// Clusters, thousands per response, are read from their encoding
+// (name, type, EDS service name) rather than decoded whole.
+func readRefs(typeURL string, b []byte, refs map[string]bool) (string, error) {
+	switch typeURL {
+	case resource.ClusterType:
+		return clusterRefs(b, refs)
+	case resource.ListenerType:
+		m := &listener.Listener{}
+		if err := proto.Unmarshal(b, m); err != nil {
+			return "", err
+		}
+		n := m.GetName()
+		for dep := range cache.GetResourceReferences(map[string]types.ResourceWithTTL{n: {Resource: m}})[resource.RouteType] {
+			refs[dep] = true
+		}
+		return n, nil
+	}
+	return nameOf(b)
+}
+
+// clusterRefs reads a Cluster's name (field 1), discovery type (2) and
+// EDS service name (eds_cluster_config = 3, service_name = 2), and adds
+// the assignment an EDS cluster reads to refs.
+func clusterRefs(b []byte, refs map[string]bool) (string, error) {
+	const edsType = 3 // envoy.config.cluster.v3.Cluster.DiscoveryType EDS
+	var name, service string
+	eds := false
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", protowire.ParseError(n)
+			}
+			name, b = string(v), b[n:]
+			continue
+		case num == 2 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return "", protowire.ParseError(n)
+			}
+			eds, b = v == edsType, b[n:]
+			continue
+		case num == 3 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", protowire.ParseError(n)
+			}
+			s, err := fieldString(v, 2)
+			if err != nil {
+				return "", err
+			}
+			service, b = s, b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return "", protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	if name == "" {
+		return "", errors.New("cluster without a name")
+	}
+	if eds {
+		if service != "" {
+			refs[service] = true
+		} else {
+			refs[name] = true
+		}
+	}
+	return name, nil
+}
+
+// fieldString returns the string field num of an encoded message, or "".
+func fieldString(b []byte, num protowire.Number) (string, error) {
+	for len(b) > 0 {
+		fn, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", protowire.ParseError(n)
+		}
+		b = b[n:]
+		if fn == num && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", protowire.ParseError(n)
+			}
+			return string(v), nil
+		}
+		n = protowire.ConsumeFieldValue(fn, typ, b)
+		if n < 0 {
+			return "", protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	return "", nil
 }
