@@ -590,7 +590,16 @@ func (m *Mesh) Sync() {
 // SyncProxies is Sync for some proxies only.
 func (m *Mesh) SyncProxies(proxies ...*Proxy) {
 	m.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	if err := m.TrySync(15*time.Second, proxies...); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+// TrySync is SyncProxies returning an error instead of failing the test
+// when the proxies are not synced after timeout (a NACK still fails it).
+func (m *Mesh) TrySync(timeout time.Duration, proxies ...*Proxy) error {
+	m.t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		var status []syncStatus
 		m.getJSON("/debug/syncz", &status)
@@ -627,10 +636,12 @@ func (m *Mesh) SyncProxies(proxies ...*Proxy) {
 			}
 		}
 		if len(waiting) == 0 {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			m.t.Fatalf("proxies not synced with model version %d after 15s: %s", m.version, strings.Join(waiting, "; "))
+			var raw json.RawMessage
+			m.getJSON("/debug/syncz", &raw)
+			return fmt.Errorf("proxies not synced with model version %d after %s: %s\n/debug/syncz: %s", m.version, timeout, strings.Join(waiting, "; "), raw)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -765,6 +776,14 @@ type prefixConn struct {
 }
 
 func (c *prefixConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// CloseWrite half-closes the underlying TCP connection.
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("connection cannot half-close")
+}
 
 // H2CClient returns an HTTP/2 prior-knowledge (h2c) client whose
 // connections are CONNECT tunnels through the proxy to the request's
@@ -1014,4 +1033,23 @@ func KnownBug(t *testing.T, broken bool, format string, args ...any) {
 	if broken {
 		t.Skipf("bug: "+format, args...)
 	}
+}
+
+// StartGateway starts an ingress gateway: a weft-proxy of node type
+// router in namespace istio-system with labels istio=ingressgateway and
+// app=NAME, and waits until it has the mesh's configuration. Its Gateway
+// servers should bind its Address (server "bind") on a port from
+// [Proxy.FreePort], so no other process's ports are taken.
+func (m *Mesh) StartGateway(name string) *Proxy {
+	m.t.Helper()
+	p := m.StartProxy(ProxyOptions{Name: name, App: name, Router: true, ServiceAccount: name + "-service-account",
+		Labels: map[string]string{"istio": "ingressgateway"}, AccessLog: true})
+	m.Sync()
+	return p
+}
+
+// FreePort returns a TCP port free on the proxy's address.
+func (p *Proxy) FreePort(t *testing.T) int {
+	t.Helper()
+	return freePort(t, p.Address)
 }

@@ -282,28 +282,28 @@ http:
 	}
 }
 
-// TestTimeout gives a route a 300ms timeout: a slower backend answer
+// TestTimeout gives a route a 1s timeout: a slower backend answer
 // becomes Envoy's 504 "upstream request timeout" with response flag UT,
 // a faster one passes.
 func TestTimeout(t *testing.T) {
 	_, echo, client := echoMesh(t, `hosts: [%[1]s]
 http:
-- timeout: 300ms
+- timeout: 1s
   route: [{destination: {host: %[1]s}}]
 `)
 	start := time.Now()
-	r := client.Get(t, echo.URL("/slow"), HeaderDelay, "3s")
+	r := client.Get(t, echo.URL("/slow"), HeaderDelay, "5s")
 	took := time.Since(start)
 	if r.Status != http.StatusGatewayTimeout || r.Body != "upstream request timeout" {
 		t.Errorf("slow backend: %d %q, want 504 \"upstream request timeout\"", r.Status, r.Body)
 	}
-	if took >= 3*time.Second {
-		t.Errorf("the timeout did not cut the 3s backend delay short (took %s)", took)
+	if took < time.Second || took >= 5*time.Second {
+		t.Errorf("the 1s timeout answered after %s (backend delay 5s)", took)
 	}
 	if e := client.WaitAccessLog(t, "/slow"); e.Str("response_flags") != "UT" {
 		t.Errorf("access log response_flags %q, want UT", e.Str("response_flags"))
 	}
-	if r := client.Get(t, echo.URL("/fast"), HeaderDelay, "10ms"); r.Status != 200 {
+	if r := client.Get(t, echo.URL("/fast")); r.Status != 200 {
 		t.Errorf("fast backend: %d %q", r.Status, r.Body)
 	}
 }
@@ -319,7 +319,7 @@ func TestRetries(t *testing.T) {
 	m.Apply("echo-vs.yaml", VirtualServiceYAML("echo", fmt.Sprintf(`hosts: [%[1]s]
 http:
 - route: [{destination: {host: %[1]s}}]
-  retries: {attempts: 3, retryOn: 5xx, perTryTimeout: 500ms}
+  retries: {attempts: 3, retryOn: 5xx, perTryTimeout: 1s}
 `, echo.Host)))
 	m.Sync()
 	tries := func(key string) int {
