@@ -430,9 +430,9 @@ spec:
 }
 
 // TestProtocolSniffing gives a service an unnamed port without protocol
-// and an address: HTTP in a tunnel to it is detected and routed as HTTP
-// (a VirtualService's header rule applies), other bytes are proxied as
-// TCP to the same workload.
+// and an address: HTTP/1.1 and h2c in a tunnel to it are detected and
+// routed as HTTP (a VirtualService's header rule applies), other bytes are
+// proxied as TCP to the same workload.
 func TestProtocolSniffing(t *testing.T) {
 	m := NewMesh(t)
 	svc := m.AddService("mixed", "data", "")
@@ -470,6 +470,18 @@ spec:
 	r := readResponse(t, resp)
 	if r.Echo == nil || r.Echo.Instance != "mixed-v1" || r.Echo.Header.Get("X-Sniffed") != "http" {
 		t.Fatalf("HTTP on the unnamed port: %d %q, want mixed-v1 with x-sniffed: http", r.Status, r.Body)
+	}
+
+	// HTTP/2 with prior knowledge is detected too.
+	req, _ := http.NewRequest("GET", "http://"+target+"/sniffed-h2", nil)
+	req.Host = svc.HostPort()
+	resp, err = client.H2CClient().Do(req)
+	if err != nil {
+		t.Fatalf("h2c on the unnamed port: %v", err)
+	}
+	r = readResponse(t, resp)
+	if r.Echo == nil || r.Echo.Instance != "mixed-v1" || r.Echo.Header.Get("X-Sniffed") != "http" || r.Echo.URI != "/sniffed-h2" {
+		t.Fatalf("h2c on the unnamed port: %d %q, want mixed-v1 with x-sniffed: http", r.Status, r.Body)
 	}
 
 	// Not HTTP: proxied as bytes.

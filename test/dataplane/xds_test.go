@@ -33,7 +33,7 @@ http:
 			return nil
 		})
 	}
-	err := m.TrySync(5*time.Second, delta, server.Sidecar)
+	err := m.TrySync(3*time.Second, delta, server.Sidecar)
 	KnownBug(t, err != nil && strings.Contains(err.Error(), "rds STALE"),
 		"internal/xds: with a delta and a state-of-the-world proxy connected (either one first), a route change leaves the first proxy's RDS STALE in /debug/syncz (sent = the previous version) although it serves the new route; two proxies of the same mode sync: %v", firstLine(err))
 	if err != nil {
