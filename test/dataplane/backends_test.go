@@ -406,7 +406,8 @@ func ReadWebSocketFrame(r *bufio.Reader) ([]byte, error) {
 
 // grpcEcho implements grpc.testing.TestService's unary and streaming
 // calls. Payloads carry the instance name; ResponseStatus in the request
-// is returned as the call's status.
+// is returned as the call's status; a UnaryCall payload "sleep:DURATION"
+// delays the answer.
 type grpcEcho struct {
 	testpb.UnimplementedTestServiceServer
 	instance string
@@ -420,6 +421,15 @@ func (g *grpcEcho) metadata(ctx context.Context) {
 
 func (g *grpcEcho) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	g.metadata(ctx)
+	if d, ok := strings.CutPrefix(string(req.GetPayload().GetBody()), "sleep:"); ok {
+		if d, err := time.ParseDuration(d); err == nil {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done(): // the call's deadline (grpc-timeout) or cancellation
+				return nil, status.FromContextError(ctx.Err()).Err()
+			}
+		}
+	}
 	if s := req.GetResponseStatus(); s != nil && s.GetCode() != 0 {
 		return nil, status.Error(codes.Code(s.GetCode()), s.GetMessage())
 	}
