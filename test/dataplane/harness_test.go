@@ -322,7 +322,9 @@ type Proxy struct {
 	// AccessLog is the JSON access log file, if requested.
 	AccessLog string
 
-	proc *process
+	proc       *process
+	clientOnce sync.Once
+	client     *http.Client
 }
 
 // StartProxy writes a bootstrap file for o, starts weft-proxy with it and
@@ -386,6 +388,11 @@ func (m *Mesh) StartProxy(o ProxyOptions) *Proxy {
 		m.t.Fatal(err)
 	}
 	p.proc = startProcess(m.t, "weft-proxy "+o.Name, filepath.Join(m.bin, "weft-proxy"), "--bootstrap", file)
+	m.t.Cleanup(func() { // before the process stops (cleanups run last first)
+		if p.client != nil {
+			p.client.CloseIdleConnections()
+		}
+	})
 	m.proxies = append(m.proxies, p)
 	m.waitHTTP("weft-proxy "+o.Name+" /healthz/ready", "http://"+p.ReadyAddr+"/healthz/ready", p.proc)
 	return p
@@ -678,16 +685,20 @@ func describe(resp *http.Response, err error) string {
 	return resp.Status
 }
 
-// HTTPClient returns an HTTP/1.1 client that sends every request through
-// the proxy's forward proxy (HTTP_PROXY), with no redirects followed and
-// a 10 s timeout.
+// HTTPClient returns the proxy's HTTP/1.1 client that sends every request
+// through its forward proxy (HTTP_PROXY), keeping connections alive, with
+// no redirects followed and a 10 s timeout. It is created once and safe
+// for concurrent use.
 func (p *Proxy) HTTPClient() *http.Client {
-	u := &url.URL{Scheme: "http", Host: p.ForwardAddr}
-	return &http.Client{
-		Timeout:       10 * time.Second,
-		Transport:     &http.Transport{Proxy: http.ProxyURL(u), DisableCompression: true},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	p.clientOnce.Do(func() {
+		u := &url.URL{Scheme: "http", Host: p.ForwardAddr}
+		p.client = &http.Client{
+			Timeout:       10 * time.Second,
+			Transport:     &http.Transport{Proxy: http.ProxyURL(u), DisableCompression: true, MaxIdleConnsPerHost: 16},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	})
+	return p.client
 }
 
 // Response is a response read in full.
