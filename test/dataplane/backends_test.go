@@ -113,6 +113,10 @@ const (
 	HeaderKey = "x-echo-key"
 	// HeaderRespond adds a response header, "name: value".
 	HeaderRespond = "x-echo-respond"
+	// HeaderShadowDelay and HeaderShadowStatus act like HeaderDelay and
+	// HeaderStatus on mirrored requests only (Host "...-shadow").
+	HeaderShadowDelay  = "x-echo-shadow-delay"
+	HeaderShadowStatus = "x-echo-shadow-status"
 )
 
 // StartBackend starts a backend of kind on host (a free port), reporting
@@ -308,7 +312,11 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.websocket(w, r)
 		return
 	}
-	if d, err := time.ParseDuration(r.Header.Get(HeaderDelay)); err == nil && slow {
+	delayHeader, statusHeader := HeaderDelay, HeaderStatus
+	if host, _, err := net.SplitHostPort(r.Host); strings.HasSuffix(r.Host, "-shadow") || (err == nil && strings.HasSuffix(host, "-shadow")) {
+		delayHeader, statusHeader = HeaderShadowDelay, HeaderShadowStatus
+	}
+	if d, err := time.ParseDuration(r.Header.Get(delayHeader)); err == nil && slow {
 		select {
 		case <-time.After(d):
 		case <-r.Context().Done():
@@ -321,7 +329,7 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	code := http.StatusOK
-	if c, err := strconv.Atoi(r.Header.Get(HeaderStatus)); err == nil {
+	if c, err := strconv.Atoi(r.Header.Get(statusHeader)); err == nil {
 		code = c
 	}
 	if fail {

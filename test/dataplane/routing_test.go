@@ -190,8 +190,9 @@ http:
 	}
 }
 
-// TestRewrite rewrites the path prefix and the authority before routing
-// to the backend.
+// TestRewrite rewrites the path prefix and the authority, a whole path,
+// and a path by regular expression (uriRegexRewrite) before routing to the
+// backend.
 func TestRewrite(t *testing.T) {
 	_, echo, client := echoMesh(t, `hosts: [%[1]s]
 http:
@@ -200,6 +201,10 @@ http:
   route: [{destination: {host: %[1]s}}]
 - match: [{uri: {exact: /whole}}]
   rewrite: {uri: /replaced}
+  route: [{destination: {host: %[1]s}}]
+- match: [{uri: {prefix: /users/}}]
+  rewrite:
+    uriRegexRewrite: {match: "^/users/([0-9]+)/profile$", rewrite: '/profiles/\1'}
   route: [{destination: {host: %[1]s}}]
 - route: [{destination: {host: %[1]s}}]
 `)
@@ -210,6 +215,10 @@ http:
 	r = client.Get(t, echo.URL("/whole"))
 	if r.Echo == nil || r.Echo.URI != "/replaced" || r.Echo.Host != echo.HostPort() {
 		t.Errorf("rewrite exact: backend saw %q host %q, want /replaced host %s", echoURI(r), echoHost(r), echo.HostPort())
+	}
+	r = client.Get(t, echo.URL("/users/42/profile?full=1"))
+	if r.Echo == nil || r.Echo.URI != "/profiles/42?full=1" {
+		t.Errorf("uriRegexRewrite: backend saw %q (%d %q), want /profiles/42?full=1 (the query is kept)", echoURI(r), r.Status, r.Body)
 	}
 }
 
@@ -422,34 +431,77 @@ http:
 	}
 }
 
-// TestMirroring routes to v1 and mirrors every request to v2: the client
-// gets v1's answers only, and v2 receives the copies with the authority
-// suffixed "-shadow".
+// TestMirroring routes to v1 and mirrors to v2: the client gets v1's
+// answers only, even when the shadow is slow or fails (fire and forget),
+// v2 receives the copies with the authority suffixed "-shadow", and
+// mirrorPercentage 50 mirrors about half (binomial bound).
 func TestMirroring(t *testing.T) {
 	_, echo, client := echoMesh(t, `hosts: [%[1]s]
 http:
+- match: [{uri: {prefix: /half/}}]
+  route: [{destination: {host: %[1]s, subset: v1}}]
+  mirror: {host: %[1]s, subset: v2}
+  mirrorPercentage: {value: 50}
 - route: [{destination: {host: %[1]s, subset: v1}}]
   mirror: {host: %[1]s, subset: v2}
   mirrorPercentage: {value: 100}
 `)
+	shadow := echo.Workloads[1].Backend
 	for i := range 5 {
-		if got := instanceOf(t, client, "GET", echo.URL(fmt.Sprintf("/mirror/%d", i))); got != "echo-v1" {
-			t.Fatalf("request %d answered by %s, want echo-v1", i, got)
+		start := time.Now()
+		r := client.Get(t, echo.URL(fmt.Sprintf("/mirror/%d", i)), HeaderShadowDelay, "3s", HeaderShadowStatus, "500")
+		if r.Status != 200 || r.Echo == nil || r.Echo.Instance != "echo-v1" {
+			t.Fatalf("request %d: %d %q, want echo-v1's 200", i, r.Status, r.Body)
+		}
+		if took := time.Since(start); took >= 3*time.Second {
+			t.Errorf("request %d waited for the 3s shadow (took %s)", i, took)
 		}
 	}
-	shadow := echo.Workloads[1].Backend
 	eventually(t, "5 mirrored requests at v2", func() error {
-		got := shadow.Requests()
+		var got []Echo
+		for _, e := range shadow.Requests() {
+			if strings.HasPrefix(e.URI, "/mirror/") {
+				got = append(got, e)
+			}
+		}
 		if len(got) != 5 {
 			return fmt.Errorf("v2 saw %d requests", len(got))
 		}
 		for _, e := range got {
-			if want := fmt.Sprintf("%s-shadow:%d", echo.Host, echo.Port); e.Host != want || !strings.HasPrefix(e.URI, "/mirror/") {
-				return fmt.Errorf("v2 saw %s host %q, want /mirror/N host %q", e.URI, e.Host, want)
+			if want := fmt.Sprintf("%s-shadow:%d", echo.Host, echo.Port); e.Host != want {
+				return fmt.Errorf("v2 saw %s host %q, want host %q", e.URI, e.Host, want)
 			}
 		}
 		return nil
 	})
+
+	const n = 200
+	for i := range n {
+		if got := instanceOf(t, client, "GET", echo.URL(fmt.Sprintf("/half/%d", i))); got != "echo-v1" {
+			t.Fatalf("request /half/%d answered by %s", i, got)
+		}
+	}
+	half := func() int {
+		c := 0
+		for _, e := range shadow.Requests() {
+			if strings.HasPrefix(e.URI, "/half/") {
+				c++
+			}
+		}
+		return c
+	}
+	// Mirrors are asynchronous: wait until the count stops moving.
+	mirrored, stableSince := half(), time.Now()
+	for time.Since(stableSince) < time.Second {
+		time.Sleep(100 * time.Millisecond)
+		if c := half(); c != mirrored {
+			mirrored, stableSince = c, time.Now()
+		}
+	}
+	if sd := math.Sqrt(n * 0.25); math.Abs(float64(mirrored)-n/2) > 5*sd {
+		t.Errorf("mirrored %d of %d at 50%%, want within %d±%.0f", mirrored, n, n/2, 5*sd)
+	}
+	t.Logf("mirrorPercentage 50: %d of %d mirrored", mirrored, n)
 }
 
 // TestCORS answers preflight requests from the VirtualService's
