@@ -374,8 +374,9 @@ http:
 }
 
 // TestFaultInjection aborts half of the requests of one route with 503
-// (binomial bound; aborted requests never reach the backend; flag FI) and
-// delays every request of another by 400ms (flag DI).
+// (binomial bound; aborted requests never reach the backend; flag FI),
+// delays every request of another by 400ms (flag DI), and 30% of a third
+// (binomial bound on the DI flags).
 func TestFaultInjection(t *testing.T) {
 	_, echo, client := echoMesh(t, `hosts: [%[1]s]
 http:
@@ -386,6 +387,10 @@ http:
 - match: [{uri: {prefix: /delay}}]
   fault:
     delay: {fixedDelay: 400ms, percentage: {value: 100}}
+  route: [{destination: {host: %[1]s, subset: v1}}]
+- match: [{uri: {prefix: /some-delay/}}]
+  fault:
+    delay: {fixedDelay: 10ms, percentage: {value: 30}}
   route: [{destination: {host: %[1]s, subset: v1}}]
 - route: [{destination: {host: %[1]s, subset: v1}}]
 `)
@@ -428,6 +433,33 @@ http:
 	}
 	if e := client.WaitAccessLog(t, "/delay"); e.Str("response_flags") != "DI" {
 		t.Errorf("delay fault: access log response_flags %q, want DI", e.Str("response_flags"))
+	}
+
+	// 30% of requests delayed: counted by their DI flag.
+	const m, p = 100, 0.3
+	for i := range m {
+		if r := client.Get(t, echo.URL(fmt.Sprintf("/some-delay/%d", i))); r.Status != 200 {
+			t.Fatalf("GET /some-delay/%d: %d %q", i, r.Status, r.Body)
+		}
+	}
+	var di, logged int
+	eventually(t, "access log entries for /some-delay/", func() error {
+		di, logged = 0, 0
+		for _, e := range client.AccessLogEntries(t) {
+			if strings.HasPrefix(e.RequestPath(), "/some-delay/") {
+				logged++
+				if e.Str("response_flags") == "DI" {
+					di++
+				}
+			}
+		}
+		if logged != m {
+			return fmt.Errorf("%d of %d logged", logged, m)
+		}
+		return nil
+	})
+	if sd := math.Sqrt(m * p * (1 - p)); math.Abs(float64(di)-m*p) > 5*sd {
+		t.Errorf("delayed %d of %d at 30%%, want within %.0f±%.0f", di, m, m*p, 5*sd)
 	}
 }
 
