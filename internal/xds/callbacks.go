@@ -46,7 +46,10 @@ func (c callbacks) OnStreamRequest(id int64, r *discovery.DiscoveryRequest) erro
 	return err
 }
 
-func (c callbacks) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, r *discovery.DiscoveryResponse) {
+func (c callbacks) OnStreamResponse(_ context.Context, id int64, req *discovery.DiscoveryRequest, r *discovery.DiscoveryResponse) {
+	if c.s.sentHook != nil {
+		c.s.sentHook(req.GetNode().GetId(), r)
+	}
 	c.s.onResponse(id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce(), func(d *typeDump, ps *proxyState) {
 		// State of the world: the response replaces what was sent before.
 		d.delta = nil

@@ -145,6 +145,10 @@ type Server struct {
 	// after it was cleared. Lock order: cacheMu, then mu.
 	cacheMu sync.Mutex
 
+	// sentHook, if set (tests only, before Run), sees every
+	// state-of-the-world response as it is sent, with its node id.
+	sentHook func(node string, r *discovery.DiscoveryResponse)
+
 	mu      sync.Mutex
 	running bool
 	tokens  uint64 // in-flight tokens handed out, numbering them

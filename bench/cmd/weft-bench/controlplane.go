@@ -331,10 +331,21 @@ func (e *env) runControlPlane(ctx context.Context, proxies int) (*report.Result,
 	for k := range churned {
 		setup.WriteString("---\n" + serviceYAML(fmt.Sprintf("churn-%d", k), k, "10.251.0.1"))
 	}
+	setupAt := time.Now().UnixNano()
 	if err := apply(setup.String()); err != nil {
 		return nil, err
 	}
-	if err := cs.settle(cctx, time.Second, 5*time.Minute, func() bool { return true }); err != nil {
+	// Wait until every proxy has the churned services, so that the churn
+	// measures endpoint changes alone (not this service push as well).
+	setupDone := func() bool {
+		for i := range cs.last {
+			if cs.last[i].Load() <= setupAt {
+				return false
+			}
+		}
+		return true
+	}
+	if err := cs.settle(cctx, time.Second, 5*time.Minute, setupDone); err != nil {
 		if ferr := failed(); ferr != nil {
 			return nil, ferr
 		}

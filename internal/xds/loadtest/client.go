@@ -171,7 +171,7 @@ func (c *Client) Run(ctx context.Context, conn grpc.ClientConnInterface) error {
 }
 
 func (c *Client) runSotW(ctx context.Context, ads discovery.AggregatedDiscoveryServiceClient) error {
-	st, err := ads.StreamAggregatedResources(ctx)
+	st, err := ads.StreamAggregatedResources(ctx, grpc.ForceCodecV2(newResponseCodec()))
 	if err != nil {
 		return err
 	}
