@@ -1,11 +1,11 @@
 // Package xds serves the mesh configuration to proxies over Envoy's xDS v3
 // protocol: ADS (state of the world and delta) and the per-type discovery
-// services (CDS, EDS, LDS, RDS, SDS), on top of go-control-plane's stream
-// handling and snapshot cache.
+// services (CDS, EDS, LDS, RDS, SDS), on go-control-plane's server and
+// stream handling with weft's own cache behind it (ADR 0008).
 //
-// Each connected proxy gets its own snapshot, generated from the current
-// model snapshot by the configured Generator. Every resource type carries
-// a version derived from a hash of that type's resources, so a proxy is
+// Each connected proxy gets a snapshot generated from the current model
+// snapshot by the configured Generator. Every resource type carries a
+// version derived from a hash of that type's resources, so a proxy is
 // sent a type only when its own resources of that type changed (an
 // endpoint-only change sends EDS alone). Changes to the model are
 // debounced; only connected proxies are recomputed, at most
@@ -14,12 +14,13 @@
 // DebugHandler.
 //
 // Design notes:
-//   - Two caches: Envoy-like proxies use go-control-plane's ADS mode
-//     (responses in the order clusters, endpoints, listeners, routes,
-//     secrets; EDS and RDS answered once the proxy asks for every
-//     resource). Proxyless gRPC clients (node metadata GENERATOR=grpc) ask
-//     for single resources by name, which ADS mode would hold back
-//     forever, so they use a plain cache.
+//   - One cache (sharedCache, a go-control-plane cache.Cache) answers
+//     every stream from its proxy's current snapshot, with
+//     go-control-plane's rules: Envoy-like proxies in ADS mode (EDS and
+//     RDS answered once the proxy asks for every resource; waiting
+//     responses in the order clusters, endpoints, listeners, routes,
+//     secrets); proxyless gRPC clients (node metadata GENERATOR=grpc),
+//     which ask for single resources by name, without that hold.
 //   - Snapshots are made consistent by buildSnapshot, which also counts
 //     api_listener route references (go-control-plane's Consistent does
 //     not).
@@ -27,17 +28,18 @@
 //     again (go-control-plane would, in a loop); the proxy gets the next
 //     version that differs.
 //   - Snapshots hold each resource as its interned encoding: generated
-//     objects are freed right away, proxies with identical resources share
-//     one copy, and responses are not marshaled a second time.
+//     objects are freed right away, identical resources share one copy.
 //   - A generator that shares work (translate.Cache) returns one
 //     *translate.Resources to all proxies it cannot tell apart (typically
 //     the sidecars of a namespace); the server then builds that snapshot
-//     once per model version and hands it to all of them (builtMemo), so a
-//     push costs one generation and one encoding per distinct
-//     configuration, plus go-control-plane's per-proxy response work.
+//     once per model version and hands it to all of them (builtMemo).
+//     Their responses share it too: a response carrying all of a type's
+//     resources carries that snapshot's one encoding of them, which the
+//     server's gRPC codec (wireCodec) writes without a copy. A push costs
+//     one generation and one encoding per distinct configuration and a
+//     small response struct per proxy.
 //   - Pushes are throttled like istiod's: at most Options.PushThrottle
-//     proxies have a configuration sent and not yet acknowledged, which
-//     bounds the responses (and memory) in flight.
+//     proxies have a configuration sent and not yet acknowledged.
 package xds
 
 import (
