@@ -45,6 +45,8 @@ var binaries struct {
 	skip string
 }
 
+// TestMain runs the tests, then removes the binaries built for them and
+// the test CA's files.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if binaries.dir != "" {
