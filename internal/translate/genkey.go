@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +45,18 @@ type snapFacts struct {
 	sidecarLabels, routerLabels bool
 	// sidecarIngress is true when some Sidecar declares ingress listeners.
 	sidecarIngress bool
+	// byAddress indexes the snapshot's endpoints by address, in the
+	// order inboundPorts visits them, so that a proxy's key costs a
+	// lookup per IP rather than a walk over every service.
+	byAddress map[string][]endpointRef
+}
+
+// endpointRef is one endpoint of a service, by position: services[svc]
+// and its endpoints[ep].
+type endpointRef struct {
+	svc, ep  int
+	service  *model.Service
+	endpoint *model.Endpoint
 }
 
 // selectorFields are the fields by which Istio configuration selects
@@ -73,7 +87,55 @@ func newSnapFacts(snap *model.Snapshot) *snapFacts {
 			f.sidecarIngress = true
 		}
 	}
+	f.byAddress = map[string][]endpointRef{}
+	for i, svc := range snap.Services() {
+		for j, ep := range snap.Endpoints(svc.Hostname) {
+			f.byAddress[ep.Address] = append(f.byAddress[ep.Address], endpointRef{svc: i, ep: j, service: svc, endpoint: ep})
+		}
+	}
 	return f
+}
+
+// inboundKey is inboundPorts(snap.Services(), snap.Endpoints, ips)
+// written as a key, from the address index.
+func (f *snapFacts) inboundKey(ips []string) string {
+	var refs []endpointRef
+	for i, ip := range ips {
+		if containsString(ips[:i], ip) {
+			continue // inboundPorts visits an endpoint once
+		}
+		refs = append(refs, f.byAddress[ip]...)
+	}
+	if len(refs) == 0 {
+		return ""
+	}
+	// inboundPorts walks services, then each one's endpoints, in order.
+	slices.SortFunc(refs, func(a, b endpointRef) int {
+		if a.svc != b.svc {
+			return cmp.Compare(a.svc, b.svc)
+		}
+		return cmp.Compare(a.ep, b.ep)
+	})
+	seen := map[uint32]bool{}
+	var ports []inboundPort
+	for _, r := range refs {
+		for _, p := range r.service.Ports {
+			tp := r.endpoint.TargetPort(p)
+			if !seen[tp] {
+				seen[tp] = true
+				ports = append(ports, inboundPort{port: tp, protocol: p.Protocol})
+			}
+		}
+	}
+	sort.Slice(ports, func(i, j int) bool { return ports[i].port < ports[j].port })
+	var b strings.Builder
+	for _, p := range ports {
+		b.WriteString(strconv.FormatUint(uint64(p.port), 10))
+		b.WriteByte('/')
+		b.WriteString(string(p.protocol))
+		b.WriteByte(',')
+	}
+	return b.String()
 }
 
 // consultsLabels reports whether m, or a message inside it, sets one of
@@ -131,14 +193,7 @@ func keyOf(snap *model.Snapshot, f *snapFacts, proxy *model.Proxy) proxyKey {
 	if f.sidecarIngress && len(proxy.IPs) > 0 {
 		k.bind = proxy.IPs[0]
 	}
-	var b strings.Builder
-	for _, p := range inboundPorts(snap.Services(), endpointSource(snap.Endpoints), proxy.IPs) {
-		b.WriteString(strconv.FormatUint(uint64(p.port), 10))
-		b.WriteByte('/')
-		b.WriteString(string(p.protocol))
-		b.WriteByte(',')
-	}
-	k.inbound = b.String()
+	k.inbound = f.inboundKey(proxy.IPs)
 	return k
 }
 
