@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -320,7 +321,8 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 	if r.ContentLength == 0 {
 		out.Body = nil
 	}
-	u := *r.URL
+	u := &w.url
+	*u = *r.URL
 	u.Scheme = "http"
 	u.Opaque = ""
 	u.User = nil
@@ -331,12 +333,12 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 		u.Path = route.RegexRewrite.ReplaceAllString(u.Path, route.RegexSubst)
 		u.RawPath = ""
 	}
-	out.URL = &u
+	out.URL = u
 	if route.HostRewrite != "" {
 		out.Host = route.HostRewrite
 	}
 	if out.Header.Get("X-Request-Id") == "" {
-		out.Header.Set("X-Request-Id", newRequestID())
+		out.Header["X-Request-Id"] = newRequestIDValue()
 	}
 	if _, ok := out.Header["X-Forwarded-Proto"]; !ok {
 		if r.TLS != nil {
@@ -437,12 +439,13 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 			replay = tee.recorded()
 		}
 		if replay != nil {
-			out.Body = io.NopCloser(bytes.NewReader(replay))
-			out.ContentLength = int64(len(replay))
-			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(replay)), nil }
+			b := replay // a copy, so that replay itself does not escape
+			out.Body = io.NopCloser(bytes.NewReader(b))
+			out.ContentLength = int64(len(b))
+			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 		}
 		sent := time.Now()
-		res = h.attempt(ctx, cl, host, out, route, &info.UpstreamLocalAddress)
+		res = h.attempt(ctx, cl, host, out, route, &info.UpstreamLocalAddress, &w.upstreamBody)
 		info.UpstreamServiceTime = time.Since(sent)
 		if retrying {
 			cl.ReleaseRetry()
@@ -505,7 +508,7 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 		hdr[k] = vs
 	}
 	// Envoy's router reports how long the upstream took to answer.
-	hdr.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(info.UpstreamServiceTime.Milliseconds(), 10))
+	hdr["X-Envoy-Upstream-Service-Time"] = serviceTimeValue(info.UpstreamServiceTime)
 	route.ResponseHeaders.Apply(hdr)
 	if wi >= 0 {
 		route.Weighted[wi].ResponseHeaders.Apply(hdr)
@@ -552,7 +555,9 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 }
 
 // attempt sends one try to host and classifies the outcome.
-func (h *Handler) attempt(ctx context.Context, cl *upstream.Cluster, host *upstream.Host, out *http.Request, route *router.Route, local *net.Addr) attemptResult {
+// The response body is wrapped in rb, which must not be in use (the
+// previous attempt's body is closed).
+func (h *Handler) attempt(ctx context.Context, cl *upstream.Cluster, host *upstream.Host, out *http.Request, route *router.Route, local *net.Addr, rb *releasingBody) attemptResult {
 	release, err := cl.Acquire(ctx)
 	if err != nil {
 		if errors.Is(err, upstream.ErrOverflow) {
@@ -593,7 +598,8 @@ func (h *Handler) attempt(ctx context.Context, cl *upstream.Cluster, host *upstr
 	}
 	cl.Record(host, resp.StatusCode)
 	// Release the breaker slot and per-try timer when the body is done.
-	resp.Body = &releasingBody{ReadCloser: resp.Body, release: release, cancel: cancel}
+	*rb = releasingBody{ReadCloser: resp.Body, release: release, cancel: cancel}
+	resp.Body = rb
 	return attemptResult{resp: resp, status: resp.StatusCode}
 }
 
@@ -920,13 +926,49 @@ func appendFlag(flags, f string) string {
 	return flags + "," + f
 }
 
-func newRequestID() string {
+// requestIDValue is a header value holding a request id, allocated as
+// one object.
+type requestIDValue struct {
+	s [36]byte
+	v [1]string
+}
+
+// newRequestIDValue returns a new request id as a header value, in one
+// allocation (the string's bytes live in the same object and are never
+// written again).
+func newRequestIDValue() []string {
+	id := new(requestIDValue)
+	putRequestID(&id.s)
+	id.v[0] = unsafe.String(&id.s[0], len(id.s))
+	return id.v[:]
+}
+
+// serviceTimes are the header values of x-envoy-upstream-service-time
+// below one second, shared read-only (a header map only ever replaces
+// them: len == cap, so an append copies).
+var serviceTimes = func() [][]string {
+	v := make([][]string, 1000)
+	for i := range v {
+		v[i] = []string{strconv.Itoa(i)}
+	}
+	return v
+}()
+
+// serviceTimeValue is the x-envoy-upstream-service-time value for d.
+func serviceTimeValue(d time.Duration) []string {
+	if ms := d.Milliseconds(); ms >= 0 && ms < int64(len(serviceTimes)) {
+		return serviceTimes[ms]
+	}
+	return []string{strconv.FormatInt(d.Milliseconds(), 10)}
+}
+
+// putRequestID writes a random (version 4) UUID into s.
+func putRequestID(s *[36]byte) {
 	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
 	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	var s [36]byte
 	hex.Encode(s[0:8], b[0:4])
 	s[8] = '-'
 	hex.Encode(s[9:13], b[4:6])
@@ -936,14 +978,19 @@ func newRequestID() string {
 	hex.Encode(s[19:23], b[8:10])
 	s[23] = '-'
 	hex.Encode(s[24:], b[10:])
-	return string(s[:])
 }
 
-// responseWriter records status and bytes.
+// responseWriter records status and bytes. It also holds per-request
+// values of forward that would otherwise be allocated for each request
+// (the state is pooled): the outbound URL and the upstream body wrapper.
+// Neither is used after ServeHTTP returns.
 type responseWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+
+	url          url.URL
+	upstreamBody releasingBody
 }
 
 func (w *responseWriter) WriteHeader(code int) {
