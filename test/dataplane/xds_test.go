@@ -35,7 +35,7 @@ http:
 	}
 	err := m.TrySync(3*time.Second, delta, server.Sidecar)
 	KnownBug(t, err != nil && strings.Contains(err.Error(), "rds STALE"),
-		"internal/xds: with a delta and a state-of-the-world proxy connected (either one first), a route change leaves the first proxy's RDS STALE in /debug/syncz (sent = the previous version) although it serves the new route; two proxies of the same mode sync: %v", firstLine(err))
+		"internal/xds keys its stream records by go-control-plane's stream id, but the state-of-the-world and delta servers each number their streams from 1: the second proxy's stream overwrites the first's record (callbacks.go openStream, s.streams[id]), so the first proxy's RDS stays STALE in /debug/syncz although it serves the new route: %v", firstLine(err))
 	if err != nil {
 		t.Fatal(err)
 	}
