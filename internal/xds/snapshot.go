@@ -148,7 +148,7 @@ func (m *encodingMemo) lookup(cla *endpoint.ClusterLoadAssignment) (encoded, boo
 	if m == nil {
 		return encoded{}, false
 	}
-	return memoLookup(&m.mu, m.m, cla)
+	return memoLookup(&m.mu, &m.m, cla)
 }
 
 func (m *encodingMemo) store(cla *endpoint.ClusterLoadAssignment, e encoded) {
@@ -166,9 +166,9 @@ func (m *encodingMemo) lookupResource(r types.Resource) (encoded, bool) {
 	}
 	switch r := r.(type) {
 	case *endpoint.ClusterLoadAssignment:
-		return memoLookup(&m.mu, m.m, r)
+		return memoLookup(&m.mu, &m.m, r)
 	case *cluster.Cluster:
-		return memoLookup(&m.mu, m.clusters, r)
+		return memoLookup(&m.mu, &m.clusters, r)
 	}
 	return encoded{}, false
 }
@@ -185,13 +185,13 @@ func (m *encodingMemo) storeResource(r types.Resource, e encoded) {
 	}
 }
 
-func memoLookup[T any](mu *sync.Mutex, m map[weak.Pointer[T]]encoded, p *T) (encoded, bool) {
+func memoLookup[T any](mu *sync.Mutex, m *map[weak.Pointer[T]]encoded, p *T) (encoded, bool) {
 	if p == nil {
 		return encoded{}, false
 	}
 	wp := weak.Make(p)
 	mu.Lock()
-	e, ok := m[wp]
+	e, ok := (*m)[wp]
 	mu.Unlock()
 	if ok && wp.Value() != p {
 		ok = false
