@@ -34,6 +34,8 @@ type extraProxyOptions struct {
 	XDSAddress string
 	// NoWait returns without waiting for /healthz/ready.
 	NoWait bool
+	// DrainTimeout replaces the harness's 500ms drainTimeout.
+	DrainTimeout time.Duration
 }
 
 // extraStartProxy is [Mesh.StartProxy] with extraProxyOptions: it writes
@@ -71,12 +73,16 @@ func extraStartProxy(m *Mesh, o ProxyOptions, x extraProxyOptions) *Proxy {
 	if x.XDSAddress != "" {
 		xds = x.XDSAddress
 	}
+	drain := "500ms"
+	if x.DrainTimeout != 0 {
+		drain = x.DrainTimeout.String()
+	}
 	dir := m.t.TempDir()
 	boot := map[string]any{
 		"xdsAddress": xds, "delta": o.Delta,
 		"adminAddress": p.AdminAddr, "readyAddress": p.ReadyAddr, "statsAddress": p.StatsAddr,
 		"forwardProxyAddress": p.ForwardAddr,
-		"drainTimeout":        "500ms", "warmingTimeout": "5s",
+		"drainTimeout":        drain, "warmingTimeout": "5s",
 		"node": map[string]any{
 			"id": p.ID, "cluster": "Kubernetes", "namespace": ns, "workload": o.Name, "labels": labels,
 			"serviceAccount": o.ServiceAccount, "instanceIPs": []string{o.Address}, "metadata": meta,
