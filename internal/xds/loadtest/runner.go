@@ -113,7 +113,7 @@ func Run(ctx context.Context, cfg Config, change func(context.Context) error) (*
 		if err != nil {
 			return nil, err
 		}
-		c := &Client{Node: cfg.Node(i), Delta: cfg.Delta}
+		c := &Client{Node: cfg.Node(i), Delta: cfg.Delta, Discard: true} // the runner reads events only
 		c.OnResponse = func(ev Response) {
 			now := ev.Time.UnixNano()
 			tr.last.Store(now)
