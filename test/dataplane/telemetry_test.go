@@ -49,16 +49,16 @@ func TestTelemetryHTTPMetrics(t *testing.T) {
 	// The client cannot know the connection's security: Istio reports
 	// unknown there; the server saw plain text (the CA is off).
 	t.Run("reporter source", func(t *testing.T) {
-		want := withLabels(source, destination, map[string]string{"reporter": "source", "connection_security_policy": "unknown",
+		want := telemetryWithLabels(source, destination, map[string]string{"reporter": "source", "connection_security_policy": "unknown",
 			"destination_service": echo.Host})
 		samples := telemetryWaitRequests(t, client, want)
-		telemetryCheckHistograms(t, samples, withLabel(want, "response_code", "200"))
+		telemetryCheckHistograms(t, samples, telemetryWithLabel(want, "response_code", "200"))
 	})
 	t.Run("reporter destination", func(t *testing.T) {
-		want := withLabels(destination, map[string]string{"reporter": "destination", "connection_security_policy": "none"})
+		want := telemetryWithLabels(destination, map[string]string{"reporter": "destination", "connection_security_policy": "none"})
 		samples := telemetryWaitRequests(t, w.Sidecar, want)
-		telemetryCheckHistograms(t, samples, withLabel(want, "response_code", "200"))
-		series := extraFind(samples, "istio_requests_total", withLabel(want, "response_code", "200"))
+		telemetryCheckHistograms(t, samples, telemetryWithLabel(want, "response_code", "200"))
+		series := extraFind(samples, "istio_requests_total", telemetryWithLabel(want, "response_code", "200"))
 		t.Run("destination_service is the service host", func(t *testing.T) {
 			got := series[0].Labels["destination_service"]
 			// Istio's stats filter reads the host from the inbound
@@ -90,8 +90,8 @@ func telemetryWaitRequests(t *testing.T, p *Proxy, want map[string]string) []ext
 	var samples []extraSample
 	eventually(t, "istio_requests_total of "+p.Name, func() error {
 		samples = extraParseMetrics(t, p.Metrics(t))
-		ok := extraFind(samples, "istio_requests_total", withLabel(want, "response_code", "200"))
-		teapot := extraFind(samples, "istio_requests_total", withLabel(want, "response_code", "418"))
+		ok := extraFind(samples, "istio_requests_total", telemetryWithLabel(want, "response_code", "200"))
+		teapot := extraFind(samples, "istio_requests_total", telemetryWithLabel(want, "response_code", "418"))
 		if len(ok) != 1 || extraSum(ok) != 3 || extraSum(teapot) != 1 {
 			return fmt.Errorf("istio_requests_total%v: 200 -> %v, 418 -> %v; all series:\n%s",
 				want, extraSum(ok), extraSum(teapot), telemetrySeries(samples, "istio_requests_total"))
@@ -149,8 +149,8 @@ func telemetryCheckHistograms(t *testing.T, samples []extraSample, want map[stri
 	})
 }
 
-// withLabels merges label sets.
-func withLabels(sets ...map[string]string) map[string]string {
+// telemetryWithLabels merges label sets.
+func telemetryWithLabels(sets ...map[string]string) map[string]string {
 	out := map[string]string{}
 	for _, s := range sets {
 		for k, v := range s {
@@ -160,8 +160,8 @@ func withLabels(sets ...map[string]string) map[string]string {
 	return out
 }
 
-// withLabel returns a copy of labels with k=v added.
-func withLabel(labels map[string]string, k, v string) map[string]string {
+// telemetryWithLabel returns a copy of labels with k=v added.
+func telemetryWithLabel(labels map[string]string, k, v string) map[string]string {
 	out := make(map[string]string, len(labels)+1)
 	for lk, lv := range labels {
 		out[lk] = lv

@@ -324,7 +324,7 @@ func xdsDump(t *testing.T, p *Proxy) map[string]string {
 					Cluster json.RawMessage `json:"cluster"`
 				} `json:"dynamicActiveClusters"`
 			}
-			json.Unmarshal(mustMarshal(c), &d)
+			json.Unmarshal(xdsMustMarshal(c), &d)
 			for _, x := range d.Clusters {
 				add("cluster", x.Cluster)
 			}
@@ -336,7 +336,7 @@ func xdsDump(t *testing.T, p *Proxy) map[string]string {
 					} `json:"activeState"`
 				} `json:"dynamicListeners"`
 			}
-			json.Unmarshal(mustMarshal(c), &d)
+			json.Unmarshal(xdsMustMarshal(c), &d)
 			for _, x := range d.Listeners {
 				add("listener", x.ActiveState.Listener)
 			}
@@ -346,7 +346,7 @@ func xdsDump(t *testing.T, p *Proxy) map[string]string {
 					RouteConfig json.RawMessage `json:"routeConfig"`
 				} `json:"dynamicRouteConfigs"`
 			}
-			json.Unmarshal(mustMarshal(c), &d)
+			json.Unmarshal(xdsMustMarshal(c), &d)
 			for _, x := range d.Routes {
 				add("route", x.RouteConfig)
 			}
@@ -356,7 +356,7 @@ func xdsDump(t *testing.T, p *Proxy) map[string]string {
 					EndpointConfig json.RawMessage `json:"endpointConfig"`
 				} `json:"dynamicEndpointConfigs"`
 			}
-			json.Unmarshal(mustMarshal(c), &d)
+			json.Unmarshal(xdsMustMarshal(c), &d)
 			for _, x := range d.Endpoints {
 				add("endpoints", x.EndpointConfig)
 			}
@@ -365,7 +365,7 @@ func xdsDump(t *testing.T, p *Proxy) map[string]string {
 	return out
 }
 
-func mustMarshal(v any) []byte {
+func xdsMustMarshal(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
 }
