@@ -35,7 +35,9 @@ type customTag struct {
 // ForHCM implements httpproxy.HCMTracer: a tracer that exports through t
 // but samples, tags and truncates as the connection manager's tracing
 // settings say (random_sampling, client_sampling, overall_sampling,
-// max_path_tag_length, literal and request_header custom_tags), instead
+// max_path_tag_length, literal and request_header custom_tags;
+// environment tags take their default_value, as weft-proxy reads no
+// environment variables), instead
 // of the proxy-wide sampling flag. A decision carried by the request
 // (traceparent, B3) still wins, as in Envoy's OpenTelemetry tracer.
 func (t *Tracer) ForHCM(c *hcmv3.HttpConnectionManager_Tracing) (httpproxy.Tracer, error) {
@@ -68,7 +70,11 @@ func (t *Tracer) ForHCM(c *hcmv3.HttpConnectionManager_Tracing) (httpproxy.Trace
 			}
 			s.tags = append(s.tags, customTag{tag: ct.GetTag(), header: http.CanonicalHeaderKey(h.GetName()), def: h.GetDefaultValue()})
 		case ct.GetEnvironment() != nil:
-			return nil, fmt.Errorf("%s.environment: not supported (weft-proxy reads no environment variables)", f)
+			// weft-proxy reads no environment variables (its
+			// configuration is its bootstrap): the tag has its default.
+			if v := ct.GetEnvironment().GetDefaultValue(); v != "" {
+				s.tags = append(s.tags, customTag{tag: ct.GetTag(), literal: v})
+			}
 		default:
 			return nil, fmt.Errorf("%s: only literal and request_header custom tags are supported", f)
 		}
