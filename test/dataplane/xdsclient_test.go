@@ -422,12 +422,30 @@ func TestXDSDeltaSameConfig(t *testing.T) {
 	m.Apply("echo-vs.yaml", VirtualServiceYAML("echo", fmt.Sprintf("hosts: [%[1]s]\nhttp:\n- route: [{destination: {host: %[1]s, subset: v2}}]\n", echo.Host)))
 	m.Delete("service-tcpecho.yaml")
 	stale := xdsTrySync(t, m, 5*time.Second)
-	KnownBug(t, stale != "",
-		"internal/xds: with a delta-xDS proxy connected, a change of clusters (here a DestinationRule) leaves proxies STALE, never sent the new CDS/EDS (%s); without the delta proxy the same change syncs", stale)
+	subsetCluster := fmt.Sprintf("cluster outbound|%d|v2|%s", echo.Port, echo.Host)
+	eventually(t, "both proxies to hold the change", func() error {
+		for _, p := range []*Proxy{sotw, delta} {
+			if _, ok := xdsDump(t, p)[subsetCluster]; !ok {
+				return fmt.Errorf("%s has no %s", p.ID, subsetCluster)
+			}
+		}
+		return nil
+	})
 	compare("after a change")
 	for _, p := range []*Proxy{sotw, delta} {
 		if r := p.Get(t, echo.URL("/delta")); r.Echo == nil || r.Echo.Instance != "echo-v2" {
 			t.Errorf("%s: %d %q, want echo-v2 (the new route)", p.ID, r.Status, r.Body)
 		}
 	}
+	t.Run("weftd shows every proxy SYNCED", func(t *testing.T) {
+		// go-control-plane numbers state-of-the-world and delta streams
+		// with two counters that both start at 1, and weftd keys its
+		// stream state (sent/acked versions, /debug/syncz) by that number
+		// alone, so SotW stream N and delta stream N share one entry.
+		KnownBug(t, stale != "",
+			"internal/xds (callbacks.go, server.go openStream): SotW and delta stream ids collide in Server.streams; with a delta proxy connected, /debug/syncz shows proxies STALE after a change they did apply (%s)", stale)
+		if stale != "" {
+			t.Errorf("not synced: %s", stale)
+		}
+	})
 }
