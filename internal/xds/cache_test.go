@@ -12,9 +12,11 @@ import (
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/internal/model"
@@ -212,3 +214,37 @@ func TestWireCodecSharesBytes(t *testing.T) {
 }
 
 func unsafeStringData(s string) *byte { return unsafe.StringData(s) }
+
+// TestWireCodecDecodesRequests checks that the codec's own decoding of
+// requests gives what proto.Unmarshal gives, including for requests it
+// hands back to proto.Unmarshal (fields it does not read, bad UTF-8).
+func TestWireCodecDecodesRequests(t *testing.T) {
+	c := newWireCodec()
+	reqs := []*discovery.DiscoveryRequest{
+		{},
+		{TypeUrl: resource.EndpointType, VersionInfo: "v1", ResponseNonce: "3", ResourceNames: []string{"a", "b", "a"}, Node: loadtest.Node(3)},
+		{TypeUrl: resource.ClusterType, ErrorDetail: &status.Status{Code: 3, Message: "bad cluster"}},
+		{TypeUrl: resource.ListenerType, ResourceLocators: []*discovery.ResourceLocator{{Name: "x"}}}, // not read by the codec
+	}
+	for i, want := range reqs {
+		b, err := proto.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got discovery.DiscoveryRequest
+		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &got); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if !proto.Equal(&got, want) {
+			t.Errorf("request %d: decoded %v, want %v", i, &got, want)
+		}
+	}
+	// A resource name that is not UTF-8 is refused, as proto.Unmarshal
+	// refuses it.
+	bad := protowire.AppendTag(nil, 3, protowire.BytesType)
+	bad = protowire.AppendBytes(bad, []byte{0xff, 0xfe})
+	var got discovery.DiscoveryRequest
+	if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(bad)}, &got); err == nil {
+		t.Error("a request with an invalid resource name was accepted")
+	}
+}

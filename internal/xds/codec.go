@@ -2,8 +2,11 @@ package xds
 
 import (
 	"sync"
+	"unicode/utf8"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -57,19 +60,109 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 // Unmarshal decodes data into v, interning the resource names of
-// discovery requests.
+// discovery requests. A state-of-the-world request's names are read
+// straight from the encoding: a name seen before costs no allocation.
 func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*discovery.DiscoveryRequest); ok {
+		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+		defer buf.Free()
+		if c.decodeRequest(buf.ReadOnlyData(), r) {
+			return nil
+		}
+		proto.Reset(r)
+		if err := proto.Unmarshal(buf.ReadOnlyData(), r); err != nil {
+			return err
+		}
+		c.names.intern(r.ResourceNames)
+		return nil
+	}
 	if err := c.proto.Unmarshal(data, v); err != nil {
 		return err
 	}
-	switch r := v.(type) {
-	case *discovery.DiscoveryRequest:
-		c.names.intern(r.ResourceNames)
-	case *discovery.DeltaDiscoveryRequest:
+	if r, ok := v.(*discovery.DeltaDiscoveryRequest); ok {
 		c.names.intern(r.ResourceNamesSubscribe)
 		c.names.intern(r.ResourceNamesUnsubscribe)
 	}
 	return nil
+}
+
+// decodeRequest decodes the usual fields of a state-of-the-world request
+// (version_info, node, resource_names, type_url, response_nonce,
+// error_detail), the names through the name table. It reports false,
+// leaving r partly set, for any other field or a malformed encoding;
+// the caller then decodes it the usual way.
+func (c wireCodec) decodeRequest(b []byte, r *discovery.DiscoveryRequest) bool {
+	if names := countField(b, 3); names > 0 {
+		r.ResourceNames = make([]string, 0, names)
+	}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return false
+		}
+		b = b[n:]
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		switch num {
+		case 1, 4, 5:
+			if !utf8.Valid(v) {
+				return false
+			}
+			s := string(v)
+			switch num {
+			case 1:
+				r.VersionInfo = s
+			case 4:
+				r.TypeUrl = s
+			case 5:
+				r.ResponseNonce = s
+			}
+		case 3:
+			name, ok := c.names.lookup(v)
+			if !ok {
+				return false
+			}
+			r.ResourceNames = append(r.ResourceNames, name)
+		case 2:
+			r.Node = &core.Node{}
+			if err := proto.Unmarshal(v, r.Node); err != nil {
+				return false
+			}
+		case 6:
+			r.ErrorDetail = &status.Status{}
+			if err := proto.Unmarshal(v, r.ErrorDetail); err != nil {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// countField counts the occurrences of field num in an encoded message
+// whose fields are all length-delimited; 0 if it finds another kind.
+func countField(b []byte, num protowire.Number) int {
+	n := 0
+	for len(b) > 0 {
+		fn, typ, l := protowire.ConsumeTag(b)
+		if l < 0 || typ != protowire.BytesType {
+			return 0
+		}
+		b = b[l:]
+		l = protowire.ConsumeFieldValue(fn, typ, b)
+		if l < 0 {
+			return 0
+		}
+		b = b[l:]
+		if fn == num {
+			n++
+		}
+	}
+	return n
 }
 
 // withoutUnknown returns a shallow copy of m without its unknown fields.
@@ -92,6 +185,31 @@ type nameTable struct {
 }
 
 const nameTableLimit = 1 << 18
+
+// lookup returns the interned name spelled b, interning it if it is new
+// and valid UTF-8; ok is false for invalid UTF-8.
+func (t *nameTable) lookup(b []byte) (name string, ok bool) {
+	t.mu.RLock()
+	s, found := t.m[string(b)] // no allocation for the lookup
+	t.mu.RUnlock()
+	if found {
+		return s, true
+	}
+	if !utf8.Valid(b) {
+		return "", false
+	}
+	s = string(b)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil || len(t.m) >= nameTableLimit {
+		t.m = map[string]string{}
+	}
+	if old, ok := t.m[s]; ok {
+		return old, true
+	}
+	t.m[s] = s
+	return s, true
+}
 
 func (t *nameTable) intern(names []string) {
 	if len(names) == 0 {
