@@ -28,11 +28,17 @@ func (c callbacks) OnStreamOpen(_ context.Context, id int64, typeURL string) err
 func (c callbacks) OnStreamClosed(id int64, _ *core.Node) { c.s.closeStream(id) }
 
 func (c callbacks) OnDeltaStreamOpen(_ context.Context, id int64, typeURL string) error {
-	c.s.openStream(id, typeURL, true)
+	c.s.openStream(deltaStreamID(id), typeURL, true)
 	return nil
 }
 
-func (c callbacks) OnDeltaStreamClosed(id int64, _ *core.Node) { c.s.closeStream(id) }
+func (c callbacks) OnDeltaStreamClosed(id int64, _ *core.Node) { c.s.closeStream(deltaStreamID(id)) }
+
+// deltaStreamID maps a delta stream's id into the server's stream table.
+// go-control-plane numbers state-of-the-world and delta streams with two
+// counters that both start at 1, so delta ids are stored negated: stream N
+// of each kind must not share one record of what was sent and acknowledged.
+func deltaStreamID(id int64) int64 { return -id }
 
 func (c callbacks) OnStreamRequest(id int64, r *discovery.DiscoveryRequest) error {
 	nacked, err := c.s.onRequest(id, r.GetNode(), r.GetTypeUrl(), r.GetResponseNonce(), r.GetErrorDetail())
@@ -72,6 +78,7 @@ func (c callbacks) OnStreamDeltaRequest(id int64, r *discovery.DeltaDiscoveryReq
 	// Delta needs no NACK special case: the stream's subscription already
 	// records the rejected resources as sent, so they are not resent until
 	// they change.
+	id = deltaStreamID(id)
 	_, err := c.s.onRequest(id, r.GetNode(), r.GetTypeUrl(), r.GetResponseNonce(), r.GetErrorDetail())
 	if err == nil && r.GetResponseNonce() == "" {
 		c.s.noteDeltaSubscription(id, r)
@@ -102,7 +109,7 @@ func (s *Server) noteDeltaSubscription(id int64, r *discovery.DeltaDiscoveryRequ
 }
 
 func (c callbacks) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, r *discovery.DeltaDiscoveryResponse) {
-	c.s.onResponse(id, r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), func(d *typeDump, _ *proxyState) {
+	c.s.onResponse(deltaStreamID(id), r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), func(d *typeDump, _ *proxyState) {
 		d.sotw = nil
 		if d.delta == nil {
 			d.delta = map[string]deltaEntry{}

@@ -95,3 +95,27 @@ func TestOverlappingStreams(t *testing.T) {
 		})
 	}
 }
+
+// TestMixedModeStreams connects one state-of-the-world proxy and one delta
+// proxy. go-control-plane numbers both kinds of stream from 1, so the
+// server must not mix up their records of what was sent and acknowledged:
+// after a change both proxies are synced, and closing one stream leaves
+// the other proxy connected.
+func TestMixedModeStreams(t *testing.T) {
+	e := start(t, nil, loadtest.Mesh("test", 3, 1, 0))
+	sotwNode, deltaNode := loadtest.Node(0), loadtest.Node(1)
+	sotw := e.connect(sotwNode, false, nil)
+	e.connect(deltaNode, true, nil)
+	waitFor(t, "both synced", func() bool { return e.synced(sotwNode.Id, 1) && e.synced(deltaNode.Id, 1) })
+	snap := e.store.Update(loadtest.Mesh("test", 4, 1, 0))
+	waitFor(t, "both synced after a service is added", func() bool {
+		return e.synced(sotwNode.Id, snap.Version) && e.synced(deltaNode.Id, snap.Version)
+	})
+	sotw.close()
+	waitFor(t, "the SotW proxy gone", func() bool { return e.status(sotwNode.Id) == nil })
+	if st := e.status(deltaNode.Id); st == nil || st.Streams != 1 {
+		t.Fatalf("closing the SotW stream changed the delta proxy: %+v", st)
+	}
+	snap = e.store.Update(loadtest.Mesh("test", 4, 1, 1))
+	waitFor(t, "delta proxy synced after an endpoint change", func() bool { return e.synced(deltaNode.Id, snap.Version) })
+}
