@@ -213,49 +213,12 @@ func (h *Handler) serve(w *responseWriter, r *http.Request, info *Info) {
 
 func (h *Handler) redirect(w *responseWriter, r *http.Request, route *router.Route, info *Info) {
 	rd := route.Redirect
-	u := url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
-	if r.TLS != nil {
-		u.Scheme = "https"
-	}
-	if rd.Scheme != "" {
-		u.Scheme = rd.Scheme
-	}
-	host, port, err := net.SplitHostPort(u.Host)
-	if err != nil {
-		host, port = u.Host, ""
-	}
-	if rd.Host != "" {
-		host = rd.Host
-	}
-	if rd.Port != 0 {
-		port = strconv.Itoa(int(rd.Port))
-	} else if rd.Scheme != "" {
-		port = "" // a scheme change drops the original port (Envoy)
-	}
-	if port != "" {
-		u.Host = net.JoinHostPort(host, port)
-	} else {
-		u.Host = host
-	}
-	if rd.Path != "" {
-		p, q, _ := strings.Cut(rd.Path, "?")
-		u.Path, u.RawPath = p, ""
-		if q != "" {
-			u.RawQuery = q
-		}
-	} else if rd.PrefixRewrite != "" {
-		u.Path = rewritePrefix(u.Path, route, rd.PrefixRewrite)
-		u.RawPath = ""
-	}
-	if rd.StripQuery {
-		u.RawQuery = ""
-	}
 	code := rd.Code
 	if code == 0 {
 		code = http.StatusMovedPermanently
 	}
 	route.ResponseHeaders.Apply(w.Header())
-	w.Header().Set("Location", u.String())
+	w.Header().Set("Location", redirectLocation(rd, r, route))
 	w.WriteHeader(code)
 }
 
