@@ -362,11 +362,18 @@ http:
 		// Envoy's router sets UpstreamRetryLimitExceeded when a retriable
 		// upstream response arrives with no retries left (router.cc,
 		// RetryStatus::NoRetryLimitExceeded), and passes the response on.
-		flags := broken.Str("response_flags")
-		KnownBug(t, flags == "-", "internal/proxy/httpproxy passes the last 503 on after exhausted retries with response_flags %q; Envoy logs URX", flags)
-		if flags != "URX" {
+		if flags := broken.Str("response_flags"); flags != "URX" {
 			t.Errorf("access log response_flags %q, want URX", flags)
 		}
+		// The client's istio_requests_total has the flag as its
+		// response_flags label too.
+		eventually(t, "istio_requests_total{response_code=503,response_flags=URX}", func() error {
+			samples := extraParseMetrics(t, client.Metrics(t))
+			if n := extraSum(extraFind(samples, "istio_requests_total", map[string]string{"reporter": "source", "response_code": "503", "response_flags": "URX"})); n != 1 {
+				return fmt.Errorf("%v requests with response_flags URX, want 1; series:\n%s", n, telemetrySeries(samples, "istio_requests_total"))
+			}
+			return nil
+		})
 	})
 }
 

@@ -417,10 +417,22 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 		if res.flag == FlagOverflow {
 			break
 		}
-		if attempt >= maxAttempts || !shouldRetry(retry, &res) || ctx.Err() != nil || out.Body != nil && replay == nil && tee.recorded() == nil {
+		if !shouldRetry(retry, &res) || ctx.Err() != nil || out.Body != nil && replay == nil && tee.recorded() == nil {
+			break
+		}
+		// A retriable response with no retry left is passed on flagged
+		// as Envoy's router does (RetryStatus NoRetryLimitExceeded: URX,
+		// NoOverflow: UO); failed attempts are flagged below.
+		if attempt >= maxAttempts {
+			if res.err == nil {
+				info.Flags = appendFlag(info.Flags, FlagRetryExhausted)
+			}
 			break
 		}
 		if !cl.AcquireRetry() {
+			if res.err == nil {
+				info.Flags = appendFlag(info.Flags, FlagOverflow)
+			}
 			break
 		}
 		retrying = true
