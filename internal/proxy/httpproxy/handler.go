@@ -127,6 +127,10 @@ func (h *Handler) serve(w *responseWriter, r *http.Request, info *Info) {
 		localReply(w, info, http.StatusMethodNotAllowed, "", "CONNECT not supported\n")
 		return
 	}
+	if !toOriginForm(r) {
+		localReply(w, info, http.StatusBadRequest, "", "Bad Request")
+		return
+	}
 	info.ClientAddress = h.Forwarding.apply(r, info.Conn)
 	if !h.decodeFilters(w, r, info) {
 		return
