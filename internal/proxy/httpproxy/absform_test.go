@@ -43,3 +43,24 @@ func TestAbsoluteFormTarget(t *testing.T) {
 		t.Errorf("opaque target: %d (upstream saw %q), want 400 and nothing forwarded", w.Code, upURI)
 	}
 }
+
+// TestToOriginForm checks the target rewriting on its own.
+func TestToOriginForm(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"/a?b", "/a?b"},
+		{"*", "*"},
+		{"http://h:1/a/%2F?q#f", "/a/%2F?q#f"},
+		{"http://h", "/"},
+		{"http://h?q=1", "/?q=1"},
+		{"http://u@h/x", "/x"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RequestURI = c.in
+		if c.in != "*" && c.in[0] != '/' {
+			r.URL.Scheme, r.URL.Host = "http", "h"
+		}
+		if !toOriginForm(r) || r.RequestURI != c.want || r.URL.Scheme != "" || r.URL.Host != "" {
+			t.Errorf("%q -> %q (URL %s), want %q", c.in, r.RequestURI, r.URL, c.want)
+		}
+	}
+}
