@@ -258,8 +258,10 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 		// Responses shared between proxies go out without a copy each.
 		grpc.ForceServerCodecV2(newWireCodec()),
 		// An idle connection holds no write buffer: thousands of proxies
-		// are mostly idle.
+		// are mostly idle. A busy one writes a push's megabytes in
+		// fewer, larger writes.
 		grpc.SharedWriteBuffer(true),
+		grpc.WriteBufferSize(256 << 10),
 	}, s.opts.GRPCOptions...)
 	g := grpc.NewServer(gopts...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(g, xs)
