@@ -74,13 +74,9 @@ func TestUpstreamEndpointWeights(t *testing.T) {
 			_, svc, client, _ := upstreamMesh(t, "loadBalancer: {simple: "+lb+"}\n", eps...)
 			const n = 400
 			counts := upstreamSpread(t, client, svc.URL("/w"), n)
-			if lb == "LEAST_REQUEST" {
-				// Envoy's least request balancer, when host weights differ,
-				// picks by weight/(active+1)^bias (an EDF schedule), so with
-				// sequential requests the weights decide.
-				KnownBug(t, math.Abs(float64(counts["up-2"])-n/2) < 5*math.Sqrt(n/4.0),
-					"internal/proxy/upstream leastRequest ignores endpoint weights while no request is active (weights 1:3 gave %s, an even split)", extraCounts(counts))
-			}
+			// Envoy's least request balancer, when host weights differ,
+			// picks by weight/(active+1)^bias (an EDF schedule), so with
+			// sequential requests the weights decide, as for round robin.
 			upstreamWithin(t, "weight 3 of 4 ("+extraCounts(counts)+")", counts["up-2"], n, 0.75)
 			if counts["up-1"]+counts["up-2"] != n {
 				t.Errorf("answers from unknown instances: %s", extraCounts(counts))

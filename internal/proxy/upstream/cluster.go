@@ -119,7 +119,7 @@ func CompileWith(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment, se
 	case clusterv3.Cluster_ROUND_ROBIN:
 		cl.policy, cl.balancer = lbRoundRobin, &roundRobin{}
 	case clusterv3.Cluster_LEAST_REQUEST:
-		cl.policy, cl.balancer = lbLeastRequest, leastRequest{}
+		cl.policy, cl.balancer = lbLeastRequest, newLeastRequest(c.GetLeastRequestLbConfig())
 	case clusterv3.Cluster_RANDOM:
 		cl.policy, cl.balancer = lbRandom, random{}
 	case clusterv3.Cluster_RING_HASH:

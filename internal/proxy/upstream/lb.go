@@ -33,6 +33,9 @@ type hostSet struct {
 	overprovision int
 	// localities split a level by locality (locality_weighted_lb_config).
 	localities []locality
+	// edf is the least request schedule when host weights differ (nil
+	// when they are equal). It is the one mutable part, behind its lock.
+	edf *edfScheduler
 }
 
 type ringEntry struct {
@@ -107,6 +110,8 @@ func newLevel(hosts []*Host, policy lbPolicy, ringMin int) *hostSet {
 		sort.Slice(hs.ring, func(i, j int) bool { return hs.ring[i].hash < hs.ring[j].hash })
 	case lbMaglev:
 		hs.maglev = maglevTable(hosts, 65537)
+	case lbLeastRequest:
+		hs.edf = newEDF(hosts)
 	}
 	return hs
 }
@@ -275,35 +280,6 @@ func randomPick(hs *hostSet, skip func(*Host) bool) *Host {
 		}
 	}
 	return nil
-}
-
-// leastRequest is power of two choices weighted by active requests.
-type leastRequest struct{}
-
-func (leastRequest) Pick(hs *hostSet, _ uint64, _ bool, skip func(*Host) bool) *Host {
-	n := len(hs.all)
-	if n == 0 {
-		return nil
-	}
-	if n == 1 {
-		return randomPick(hs, skip)
-	}
-	now := time.Now().UnixNano()
-	a, b := hs.all[rand.IntN(n)], hs.all[rand.IntN(n)]
-	okA, okB := pickable(a, now, false, skip), pickable(b, now, false, skip)
-	switch {
-	case okA && okB:
-		// Compare active/weight without division.
-		if a.Active.Load()*int64(max(b.Weight, 1)) <= b.Active.Load()*int64(max(a.Weight, 1)) {
-			return a
-		}
-		return b
-	case okA:
-		return a
-	case okB:
-		return b
-	}
-	return randomPick(hs, skip)
 }
 
 type ringHash struct{}
