@@ -327,7 +327,11 @@ func (c *sharedCache) respondDelta(ps *proxySnapshot, w *deltaWatch) bool {
 	if len(send) == 0 && len(removed) == 0 && !(w.sub.IsWildcard() && req.GetResponseNonce() == "") {
 		return false
 	}
-	w.out <- &deltaResponse{req: req, version: tr.version, resources: send, removed: removed, next: next}
+	r := &deltaResponse{req: req, version: tr.version, resources: send, removed: removed, next: next}
+	if len(send) == len(tr.names) && len(send) > 0 {
+		r.all, r.resources = tr, nil // the first response of a stream, typically
+	}
+	w.out <- r
 	return true
 }
 
@@ -366,8 +370,12 @@ func (r *sotwResponse) GetContext() context.Context             { return context
 
 // deltaResponse is a delta response; its resource entries are shared.
 type deltaResponse struct {
-	req       *discovery.DeltaDiscoveryRequest
-	version   string
+	req     *discovery.DeltaDiscoveryRequest
+	version string
+	// all is set when the response carries every resource of the type,
+	// as their shared encoding (see sotwResponse); otherwise resources
+	// are the ones it carries.
+	all       *typeResources
 	resources []*discovery.Resource // entries shared, read-only
 	removed   []string
 	next      map[string]string
@@ -376,7 +384,11 @@ type deltaResponse struct {
 var _ cache.DeltaResponse = (*deltaResponse)(nil)
 
 func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discovery.DeltaDiscoveryResponse, error) {
-	return &discovery.DeltaDiscoveryResponse{SystemVersionInfo: r.version, Resources: r.resources, RemovedResources: r.removed, TypeUrl: r.req.GetTypeUrl()}, nil
+	out := &discovery.DeltaDiscoveryResponse{SystemVersionInfo: r.version, Resources: r.resources, RemovedResources: r.removed, TypeUrl: r.req.GetTypeUrl()}
+	if r.all != nil {
+		out.ProtoReflect().SetUnknown(r.all.deltaWire())
+	}
+	return out, nil
 }
 func (r *deltaResponse) GetDeltaRequest() *discovery.DeltaDiscoveryRequest { return r.req }
 func (r *deltaResponse) GetSystemVersion() (string, error)                 { return r.version, nil }

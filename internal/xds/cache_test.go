@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unique"
 	"unsafe"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -198,6 +199,24 @@ func TestWireCodecSharesBytes(t *testing.T) {
 	if !proto.Equal(&got, want) {
 		t.Error("the codec's encoding decodes to another response")
 	}
+	// A delta response carrying every resource, likewise.
+	dr := &deltaResponse{req: &discovery.DeltaDiscoveryRequest{TypeUrl: resource.ClusterType}, version: tr.version, all: tr, removed: []string{"gone"}}
+	dout, _ := dr.GetDeltaDiscoveryResponse()
+	ddata, err := c.Marshal(dout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dgot discovery.DeltaDiscoveryResponse
+	if err := proto.Unmarshal(ddata.Materialize(), &dgot); err != nil {
+		t.Fatal(err)
+	}
+	dwant := &discovery.DeltaDiscoveryResponse{SystemVersionInfo: tr.version, Resources: tr.deltaResources(), TypeUrl: resource.ClusterType, RemovedResources: []string{"gone"}}
+	if !proto.Equal(&dgot, dwant) {
+		t.Error("the codec's delta encoding decodes to another response")
+	}
+	if len(deltaResponseResources(dout)) != len(tr.names) {
+		t.Error("deltaResponseResources does not read the shared encoding")
+	}
 	// Requests' names come out interned.
 	req := &discovery.DiscoveryRequest{ResourceNames: []string{"a-cluster", "b-cluster"}}
 	b1, _ := proto.Marshal(req)
@@ -246,5 +265,51 @@ func TestWireCodecDecodesRequests(t *testing.T) {
 	var got discovery.DiscoveryRequest
 	if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(bad)}, &got); err == nil {
 		t.Error("a request with an invalid resource name was accepted")
+	}
+}
+
+// TestDeltaDumpSharesBase checks a delta stream's record of what it holds:
+// a full response records the snapshot's resources without a copy; later
+// changes and removals apply on top of it.
+func TestDeltaDumpSharesBase(t *testing.T) {
+	ps, err := buildSnapshot(generate(t, 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := ps.types[resource.ClusterType]
+	d := &typeDump{typeURL: resource.ClusterType}
+	d.resetDelta(tr, ps.pins[resource.ClusterType])
+	if d.delta != nil || d.deltaBase != tr {
+		t.Fatal("a full response was copied into the record")
+	}
+	held := func() map[string]string {
+		out := map[string]string{}
+		d.eachDelta(func(n string, e deltaEntry) bool { out[n] = e.version; return true })
+		return out
+	}
+	if got := held(); len(got) != len(tr.names) || got[tr.names[0]] != tr.hashes[tr.names[0]] {
+		t.Fatalf("record %v, want the snapshot's %d resources", got, len(tr.names))
+	}
+	first, second := tr.names[0], tr.names[1]
+	d.putDelta(first, deltaEntry{version: "changed", value: unique.Make("x")})
+	d.removeDelta(second)
+	d.putDelta("new", deltaEntry{version: "n", value: unique.Make("y")})
+	d.removeDelta("new")
+	got := held()
+	if got[first] != "changed" || len(got) != len(tr.names)-1 {
+		t.Errorf("after changes: %v", got)
+	}
+	if _, ok := got[second]; ok {
+		t.Error("a removed resource is still recorded")
+	}
+	if _, ok := got["new"]; ok {
+		t.Error("a resource added then removed is still recorded")
+	}
+	if len(d.resources()) != len(tr.names)-1 {
+		t.Errorf("dump has %d resources, want %d", len(d.resources()), len(tr.names)-1)
+	}
+	d.putDelta(second, deltaEntry{version: "back", value: unique.Make("z")})
+	if held()[second] != "back" {
+		t.Error("a resource sent again after its removal is not recorded")
 	}
 }

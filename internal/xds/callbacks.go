@@ -58,7 +58,7 @@ func (c callbacks) OnStreamResponse(_ context.Context, id int64, req *discovery.
 	}
 	c.s.onResponse(id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce(), func(d *typeDump, ps *proxyState) {
 		// State of the world: the response replaces what was sent before.
-		d.delta = nil
+		d.resetDelta(nil, nil)
 		// Usually the response is all of the current snapshot's resources
 		// of the type: record the snapshot's interned encodings rather
 		// than interning every resource of every response again.
@@ -109,16 +109,21 @@ func (s *Server) noteDeltaSubscription(id int64, r *discovery.DeltaDiscoveryRequ
 }
 
 func (c callbacks) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, r *discovery.DeltaDiscoveryResponse) {
-	c.s.onResponse(deltaStreamID(id), r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), func(d *typeDump, _ *proxyState) {
+	c.s.onResponse(deltaStreamID(id), r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), func(d *typeDump, ps *proxyState) {
 		d.sotw = nil
-		if d.delta == nil {
-			d.delta = map[string]deltaEntry{}
-		}
-		for _, res := range r.GetResources() {
-			d.delta[res.GetName()] = deltaEntry{version: res.GetVersion(), value: unique.Make(string(res.GetResource().GetValue()))}
+		if tr := ps.targetSnap.typeResources(r.GetTypeUrl()); tr != nil && tr.version == r.GetSystemVersionInfo() &&
+			len(r.GetResources()) == 0 && len(r.ProtoReflect().GetUnknown()) > 0 {
+			// The response carries all of the current snapshot's
+			// resources: the proxy holds them, and the record is the
+			// snapshot's (shared with every proxy of its configuration).
+			d.resetDelta(tr, ps.targetPins[r.GetTypeUrl()])
+		} else {
+			for _, res := range deltaResponseResources(r) {
+				d.putDelta(res.GetName(), deltaEntry{version: res.GetVersion(), value: unique.Make(string(res.GetResource().GetValue()))})
+			}
 		}
 		for _, n := range r.GetRemovedResources() {
-			delete(d.delta, n)
+			d.removeDelta(n)
 		}
 	})
 }
@@ -133,8 +138,67 @@ type typeDump struct {
 	typeURL string
 	// sotw is the last state-of-the-world response's resources.
 	sotw []unique.Handle[string]
-	// delta maps name to resource for delta streams.
-	delta map[string]deltaEntry
+	// A delta stream holds base's resources (deltaBase, with their
+	// encodings basePins; a snapshot's, shared), except those in
+	// removed, and then delta's, by name.
+	deltaBase *typeResources
+	basePins  []unique.Handle[string]
+	removed   map[string]bool
+	delta     map[string]deltaEntry
+}
+
+// resetDelta makes a delta stream's record base's resources alone.
+func (d *typeDump) resetDelta(base *typeResources, pins []unique.Handle[string]) {
+	if base != nil && len(pins) != len(base.names) {
+		base, pins = nil, nil // not the snapshot's encodings: record nothing shared
+	}
+	d.deltaBase, d.basePins, d.removed, d.delta = base, pins, nil, nil
+}
+
+// putDelta records a resource sent on a delta stream.
+func (d *typeDump) putDelta(name string, e deltaEntry) {
+	if d.delta == nil {
+		d.delta = map[string]deltaEntry{}
+	}
+	d.delta[name] = e
+	delete(d.removed, name)
+}
+
+// removeDelta records a resource a delta stream removed.
+func (d *typeDump) removeDelta(name string) {
+	delete(d.delta, name)
+	if d.deltaBase == nil {
+		return
+	}
+	if _, ok := d.deltaBase.index[name]; ok {
+		if d.removed == nil {
+			d.removed = map[string]bool{}
+		}
+		d.removed[name] = true
+	}
+}
+
+// eachDelta calls f for each resource a delta stream holds; d may be
+// nil.
+func (d *typeDump) eachDelta(f func(name string, e deltaEntry) bool) {
+	if d == nil {
+		return
+	}
+	if b := d.deltaBase; b != nil {
+		for i, n := range b.names {
+			if _, over := d.delta[n]; over || d.removed[n] {
+				continue
+			}
+			if !f(n, deltaEntry{version: b.hashes[n], value: d.basePins[i]}) {
+				return
+			}
+		}
+	}
+	for n, e := range d.delta {
+		if !f(n, e) {
+			return
+		}
+	}
 }
 
 // deltaEntry is a resource sent on a delta stream.
@@ -150,8 +214,10 @@ func (d *typeDump) resources() []*anypb.Any {
 	for _, h := range d.sotw {
 		out = append(out, &anypb.Any{TypeUrl: d.typeURL, Value: []byte(h.Value())})
 	}
-	for _, n := range sortedKeys(d.delta) {
-		out = append(out, &anypb.Any{TypeUrl: d.typeURL, Value: []byte(d.delta[n].value.Value())})
+	held := map[string]deltaEntry{}
+	d.eachDelta(func(n string, e deltaEntry) bool { held[n] = e; return true })
+	for _, n := range sortedKeys(held) {
+		out = append(out, &anypb.Any{TypeUrl: d.typeURL, Value: []byte(held[n].value.Value())})
 	}
 	return out
 }
@@ -264,14 +330,6 @@ func (ps *proxyState) converged() bool {
 	return true
 }
 
-// deltaEntries returns the delta resources; d may be nil.
-func (d *typeDump) deltaEntries() map[string]deltaEntry {
-	if d == nil {
-		return nil
-	}
-	return d.delta
-}
-
 // current reports whether what was last sent of a type is the proxy's
 // current configuration. Server.mu must be held.
 func (ps *proxyState) current(typeURL string, ts *TypeStatus) bool {
@@ -285,12 +343,12 @@ func (ps *proxyState) current(typeURL string, ts *TypeStatus) bool {
 	// A delta subscription to named resources: current if every resource
 	// it holds has its current content.
 	hashes := ps.targetHashes[typeURL]
-	for name, e := range ps.dump[typeURL].deltaEntries() {
-		if hashes[name] != e.version {
-			return false
-		}
-	}
-	return true
+	cur := true
+	ps.dump[typeURL].eachDelta(func(name string, e deltaEntry) bool {
+		cur = hashes[name] == e.version
+		return cur
+	})
+	return cur
 }
 
 // cacheLogger adapts slog to go-control-plane's logger. The cache's

@@ -18,9 +18,9 @@ import (
 // wireCodec is gRPC's proto codec with two shortcuts for xDS, installed on
 // the xDS server only (grpc.ForceServerCodecV2):
 //
-//   - A state-of-the-world response that carries the shared encoding of
-//     all of a type's resources (see typeResources.wire) is written from
-//     that encoding, without copying it: a push to N proxies of one
+//   - A response (state of the world or delta) that carries the shared
+//     encoding of all of a type's resources (see typeResources.wire and
+//     deltaWire) is written from that encoding, without copying it: a push to N proxies of one
 //     configuration holds the resources once, not once per proxy waiting
 //     in gRPC's send buffers.
 //   - Resource names in requests are interned: a sidecar's EDS request
@@ -44,19 +44,24 @@ func (c wireCodec) Name() string { return "proto" }
 
 // Marshal encodes v.
 func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if r, ok := v.(*discovery.DiscoveryResponse); ok {
-		if shared := r.ProtoReflect().GetUnknown(); len(shared) > 0 {
-			head, err := proto.Marshal(withoutUnknown(r))
-			if err != nil {
-				return nil, err
-			}
-			// Field order does not matter in the encoding: the shared
-			// resources follow the response's other fields. SliceBuffer's
-			// Free does nothing, so gRPC never recycles the shared bytes.
-			return mem.BufferSlice{mem.SliceBuffer(head), mem.SliceBuffer(shared)}, nil
-		}
+	var shared []byte
+	switch r := v.(type) {
+	case *discovery.DiscoveryResponse:
+		shared = r.ProtoReflect().GetUnknown()
+	case *discovery.DeltaDiscoveryResponse:
+		shared = r.ProtoReflect().GetUnknown()
 	}
-	return c.proto.Marshal(v)
+	if len(shared) == 0 {
+		return c.proto.Marshal(v)
+	}
+	head, err := proto.Marshal(withoutUnknown(v.(proto.Message)))
+	if err != nil {
+		return nil, err
+	}
+	// Field order does not matter in the encoding: the shared resources
+	// follow the response's other fields. SliceBuffer's Free does
+	// nothing, so gRPC never recycles the shared bytes.
+	return mem.BufferSlice{mem.SliceBuffer(head), mem.SliceBuffer(shared)}, nil
 }
 
 // Unmarshal decodes data into v, interning the resource names of
@@ -270,6 +275,23 @@ func (t *typeResources) wire() []byte {
 	return t.wireBytes
 }
 
+// deltaWire returns the encoding of all the type's resources as the
+// resources field (2) of a DeltaDiscoveryResponse, built on first use and
+// shared by every delta response that carries them all.
+func (t *typeResources) deltaWire() []byte {
+	t.deltaWireOnce.Do(func() {
+		var b []byte
+		opts := proto.MarshalOptions{Deterministic: true}
+		for _, r := range t.deltaResources() {
+			b = protowire.AppendTag(b, 2, protowire.BytesType)
+			b = protowire.AppendVarint(b, uint64(opts.Size(r)))
+			b, _ = opts.MarshalAppend(b, r) // a Resource of a name, a version and an Any cannot fail
+		}
+		t.deltaWireBytes = b
+	})
+	return t.deltaWireBytes
+}
+
 // anySize is the encoded size of an Any (proto3: empty fields are left
 // out).
 func anySize(a *anypb.Any) int {
@@ -281,6 +303,21 @@ func anySize(a *anypb.Any) int {
 		n += protowire.SizeTag(2) + protowire.SizeBytes(len(a.GetValue()))
 	}
 	return n
+}
+
+// deltaResponseResources returns the resources of a delta response the
+// cache built: its Resources, or those its shared encoding carries.
+func deltaResponseResources(r *discovery.DeltaDiscoveryResponse) []*discovery.Resource {
+	shared := r.ProtoReflect().GetUnknown()
+	if len(shared) == 0 {
+		return r.GetResources()
+	}
+	out := append([]*discovery.Resource(nil), r.GetResources()...)
+	var only discovery.DeltaDiscoveryResponse
+	if err := proto.Unmarshal(shared, &only); err == nil {
+		out = append(out, only.GetResources()...)
+	}
+	return out
 }
 
 // responseResources returns the resources of a response the cache built:

@@ -190,6 +190,7 @@ type proxyState struct {
 	targetHashes map[string]map[string]string       // type URL → resource name → content hash
 	targetPins   map[string][]unique.Handle[string] // type URL → encodings of the current snapshot's resources (shared, read-only)
 	targetModel  uint64                             // model version the current snapshot came from
+	targetSnap   *proxySnapshot                     // the current snapshot (shared, read-only)
 	types        map[string]*TypeStatus
 	dump         map[string]*typeDump // type URL → resources last sent
 	pendingSince time.Time            // first model change not yet acknowledged
@@ -408,6 +409,7 @@ func (s *Server) update(ps *proxyState, snap *model.Snapshot, changedAt time.Tim
 	live := s.proxies[id] == ps
 	if live {
 		ps.target, ps.targetHashes, ps.targetPins, ps.targetModel = psnap.versions, psnap.hashes, psnap.pins, snap.Version
+		ps.targetSnap = psnap
 		if !changedAt.IsZero() && ps.pendingSince.IsZero() {
 			ps.pendingSince = changedAt
 		}

@@ -84,6 +84,9 @@ type typeResources struct {
 	// resources field, built on first use (wire).
 	wireOnce  sync.Once
 	wireBytes []byte
+	// deltaWireBytes is the same for delta responses (deltaWire).
+	deltaWireOnce  sync.Once
+	deltaWireBytes []byte
 }
 
 // deltaResources returns the resources as delta response entries, in
@@ -96,6 +99,15 @@ func (t *typeResources) deltaResources() []*discovery.Resource {
 		}
 	})
 	return t.delta
+}
+
+// typeResources returns the snapshot's resources of a type, or nil (also
+// for a nil snapshot).
+func (ps *proxySnapshot) typeResources(typeURL string) *typeResources {
+	if ps == nil {
+		return nil
+	}
+	return ps.types[typeURL]
 }
 
 // resources returns the snapshot's resources of a type by name (tests,
