@@ -1,7 +1,6 @@
 package translate
 
 import (
-	"strconv"
 	"strings"
 	"testing"
 
@@ -28,7 +27,7 @@ func TestInboundKeyMatchesInboundPorts(t *testing.T) {
 		for _, ips := range ipSets {
 			var b strings.Builder
 			for _, p := range inboundPorts(snap.Services(), endpointSource(snap.Endpoints), ips) {
-				b.WriteString(strconv.FormatUint(uint64(p.port), 10) + "/" + string(p.protocol) + ",")
+				p.key(&b)
 			}
 			if got := f.inboundKey(ips); got != b.String() {
 				t.Errorf("%s, IPs %v: key %q, inbound ports %q", name, ips, got, b.String())

@@ -485,6 +485,20 @@ type inboundPort struct {
 	// port (a Sidecar ingress with captureMode NONE or a bind address);
 	// such ports are not served by the virtual inbound listener.
 	bind string
+	// services are the services the workload serves on this port, in
+	// the order found (the inbound cluster's istio.services metadata,
+	// read by telemetry for destination_service).
+	services []*model.Service
+}
+
+// addService appends svc to p's services unless it is there already.
+func (p *inboundPort) addService(svc *model.Service) {
+	for _, s := range p.services {
+		if s.Hostname == svc.Hostname {
+			return
+		}
+	}
+	p.services = append(p.services, svc)
 }
 
 // inboundPorts finds the workload ports of proxy: for every service
@@ -495,7 +509,7 @@ func inboundPorts(services []*model.Service, eps endpointSource, ips []string) [
 	if len(ips) == 0 {
 		return nil
 	}
-	seen := map[uint32]bool{}
+	seen := map[uint32]int{} // port -> index in out
 	var out []inboundPort
 	for _, svc := range services {
 		for _, ep := range eps(svc.Hostname) {
@@ -504,10 +518,13 @@ func inboundPorts(services []*model.Service, eps endpointSource, ips []string) [
 			}
 			for _, p := range svc.Ports {
 				tp := ep.TargetPort(p)
-				if !seen[tp] {
-					seen[tp] = true
+				i, ok := seen[tp]
+				if !ok {
+					i = len(out)
+					seen[tp] = i
 					out = append(out, inboundPort{port: tp, protocol: p.Protocol})
 				}
+				out[i].addService(svc)
 			}
 		}
 	}
@@ -540,6 +557,9 @@ func inboundClusters(ports []inboundPort) []*cluster.Cluster {
 				MaxRequests: u32(math.MaxUint32), MaxRetries: u32(math.MaxUint32),
 			}}},
 		}
+		if md := inboundClusterMetadata(p.services); md != nil {
+			c.Metadata = md
+		}
 		if p.protocol.IsHTTP2() {
 			c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsKey: toAny(&upstreamhttp.HttpProtocolOptions{
 				UpstreamProtocolOptions: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig_{
@@ -552,6 +572,25 @@ func inboundClusters(ports []inboundPort) []*cluster.Cluster {
 		out = append(out, c)
 	}
 	return out
+}
+
+// inboundClusterMetadata lists the services of an inbound port under
+// istio.services, as Istio's inbound clusters do (nil without services).
+func inboundClusterMetadata(services []*model.Service) *core.Metadata {
+	if len(services) == 0 {
+		return nil
+	}
+	list := make([]*structpb.Value, 0, len(services))
+	for _, s := range services {
+		list = append(list, structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			"host":      structpb.NewStringValue(s.Hostname),
+			"name":      structpb.NewStringValue(shortName(s.Hostname)),
+			"namespace": structpb.NewStringValue(s.Namespace),
+		}}))
+	}
+	return &core.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": {Fields: map[string]*structpb.Value{
+		"services": structpb.NewListValue(&structpb.ListValue{Values: list}),
+	}}}}
 }
 
 func containsString(list []string, s string) bool {

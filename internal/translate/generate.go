@@ -55,7 +55,7 @@ func generate(snap *model.Snapshot, proxy *model.Proxy, shared *Cache) *Resource
 		ports := groupByPort(sc.services, sc)
 		inbound := inboundPorts(snap.Services(), eps, proxy.IPs)
 		if sc.sidecar != nil && len(sc.sidecar.Ingress) > 0 {
-			inbound = sidecarIngressPorts(sc.sidecar.Ingress, proxy, diags)
+			inbound = withServices(sidecarIngressPorts(sc.sidecar.Ingress, proxy, diags), inbound)
 		}
 		r.Clusters = append(r.Clusters, specialClusters(true)...)
 		r.Clusters = append(r.Clusters, inboundClusters(inbound)...)

@@ -116,24 +116,24 @@ func (f *snapFacts) inboundKey(ips []string) string {
 		}
 		return cmp.Compare(a.ep, b.ep)
 	})
-	seen := map[uint32]bool{}
+	seen := map[uint32]int{} // port -> index in ports
 	var ports []inboundPort
 	for _, r := range refs {
 		for _, p := range r.service.Ports {
 			tp := r.endpoint.TargetPort(p)
-			if !seen[tp] {
-				seen[tp] = true
+			i, ok := seen[tp]
+			if !ok {
+				i = len(ports)
+				seen[tp] = i
 				ports = append(ports, inboundPort{port: tp, protocol: p.Protocol})
 			}
+			ports[i].addService(r.service)
 		}
 	}
 	sort.Slice(ports, func(i, j int) bool { return ports[i].port < ports[j].port })
 	var b strings.Builder
 	for _, p := range ports {
-		b.WriteString(strconv.FormatUint(uint64(p.port), 10))
-		b.WriteByte('/')
-		b.WriteString(string(p.protocol))
-		b.WriteByte(',')
+		p.key(&b)
 	}
 	return b.String()
 }
@@ -211,4 +211,20 @@ func canonicalLabels(labels map[string]string) string {
 		b.WriteByte(0)
 	}
 	return b.String()
+}
+
+// key writes p for proxyKey: port, protocol and the services' hosts.
+func (p inboundPort) key(b *strings.Builder) {
+	b.WriteString(strconv.FormatUint(uint64(p.port), 10))
+	b.WriteByte('/')
+	b.WriteString(string(p.protocol))
+	for i, s := range p.services {
+		if i == 0 {
+			b.WriteByte('=')
+		} else {
+			b.WriteByte('+')
+		}
+		b.WriteString(s.Hostname)
+	}
+	b.WriteByte(',')
 }

@@ -123,3 +123,17 @@ func boundInboundListeners(ports []inboundPort, pol mtlsPolicy) []*listener.List
 	}
 	return out
 }
+
+// withServices gives each Sidecar ingress port the services found at the
+// same workload port by inboundPorts (from), for the inbound cluster's
+// istio.services metadata.
+func withServices(ports, from []inboundPort) []inboundPort {
+	for i := range ports {
+		for _, f := range from {
+			if f.port == ports[i].port {
+				ports[i].services = f.services
+			}
+		}
+	}
+	return ports
+}
