@@ -406,10 +406,17 @@ func (m *Manager) tcpProxy(conn, raw net.Conn, tp *TCPProxy, info *httpproxy.Con
 	m.trackTCP(up, true)
 	defer m.trackTCP(up, false)
 	defer up.Close()
+	// Bytes read while inspecting the connection (sniffing, TLS
+	// inspection) came from the downstream too: count them as received.
+	var peeked int64
 	if pc, ok := conn.(*peekConn); ok && len(pc.buf) > 0 {
 		if _, err := up.Write(pc.buf); err != nil {
+			if obs != nil {
+				obs.TCPClosed(name, host, info, httpproxy.FlagReset, 0, 0)
+			}
 			return
 		}
+		peeked = int64(len(pc.buf))
 		pc.buf = nil
 	}
 	done := make(chan struct{})
@@ -417,8 +424,8 @@ func (m *Manager) tcpProxy(conn, raw net.Conn, tp *TCPProxy, info *httpproxy.Con
 	idle := newIdleTracker(tp.IdleTimeout, raw, up, &m.TCP)
 	go func() {
 		n, _ := idle.copy(up, raw) // TCPConn to TCPConn: splice
-		received = n
-		m.TCP.BytesReceived.Add(n)
+		received = peeked + n
+		m.TCP.BytesReceived.Add(peeked + n)
 		if tc, ok := up.(interface{ CloseWrite() error }); ok {
 			tc.CloseWrite()
 		}
