@@ -30,6 +30,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/router"
 	"github.com/weftmesh/weft/internal/proxy/sds"
 	"github.com/weftmesh/weft/internal/proxy/telemetry"
+	"github.com/weftmesh/weft/internal/proxy/telemetry/peermeta"
 	"github.com/weftmesh/weft/internal/proxy/tracing"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
@@ -54,6 +55,9 @@ type Proxy struct {
 	listeners *listener.Manager
 	xds       *xdsclient.Client
 	metrics   *telemetry.Metrics
+	// peerExchange is Istio's HTTP peer metadata exchange, run by every
+	// connection manager (see telemetry/peermeta).
+	peerExchange *peermeta.Exchange
 	// rotator keeps the workload certificate fresh; secrets serve it as
 	// SDS "default"/"ROOTCA". Both nil without a CA (see identity.go).
 	rotator  *caclient.Rotator
@@ -92,8 +96,14 @@ func New(cfg bootstrap.Config, log *slog.Logger, level *slog.LevelVar) (*Proxy, 
 	p := &Proxy{cfg: cfg, log: log, level: level, hcmStats: map[string]*httpproxy.Stats{}, quit: make(chan struct{}), addrs: map[string]string{}}
 	p.metrics = telemetry.New(telemetry.Local{
 		Workload: cfg.Node.Workload, Namespace: cfg.Node.Namespace, Labels: cfg.Node.Labels,
-		ServiceAccount: cfg.Node.ServiceAccount, Cluster: cfg.Node.Cluster,
+		ServiceAccount: cfg.Node.ServiceAccount, Cluster: cfg.Node.Cluster, Clusters: p,
 	})
+	node := cfg.XDSNode()
+	px, err := peermeta.New(node.GetId(), peermeta.NodeMetadata(node.GetMetadata(), cfg.Node.Cluster))
+	if err != nil {
+		return nil, err
+	}
+	p.peerExchange = px
 	p.listeners = listener.NewManager(p, log.With("component", "listener"))
 	p.listeners.DrainTimeout = p.drainTimeout()
 	p.observers = &observers{http: []httpproxy.Observer{p.metrics}, tcp: []listener.TCPObserver{p.metrics}}
@@ -209,7 +219,7 @@ func (p *Proxy) apply(s *xdsclient.Snapshot) error {
 		return err
 	}
 	next.Clusters = set
-	deps := listener.Deps{Resolver: p, Observer: p.observers, Stats: p.hcmStatsFor, Secrets: p.secrets, Tracer: p.httpTracer()}
+	deps := listener.Deps{Resolver: p, Observer: p.observers, Stats: p.hcmStatsFor, Secrets: p.secrets, Tracer: p.httpTracer(), PeerExchange: p.peerExchange}
 	names := make([]string, 0, len(s.Listeners))
 	for n := range s.Listeners {
 		names = append(names, n)

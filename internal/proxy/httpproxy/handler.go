@@ -23,6 +23,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/pathnorm"
 	"github.com/weftmesh/weft/internal/proxy/router"
+	"github.com/weftmesh/weft/internal/proxy/telemetry/peermeta"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 )
 
@@ -60,6 +61,13 @@ type Handler struct {
 	Tracer Tracer
 	// Forwarding is the X-Forwarded-For and internal-request handling.
 	Forwarding Forwarding
+	// PeerExchange, when set, is Istio's peer metadata exchange: on an
+	// Inbound connection manager it reads and strips the client's
+	// headers and answers with ours; otherwise it sends ours to mesh
+	// upstreams and reads and strips theirs from responses.
+	PeerExchange *peermeta.Exchange
+	// Inbound is set on the connection managers of inbound listeners.
+	Inbound bool
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
@@ -132,6 +140,9 @@ func (h *Handler) serve(w *responseWriter, r *http.Request, info *Info) {
 		return
 	}
 	info.ClientAddress = h.Forwarding.apply(r, info.Conn)
+	if h.PeerExchange != nil && h.Inbound {
+		info.DownstreamPeer, info.peerRespond = h.PeerExchange.Downstream(r.Header)
+	}
 	if !h.decodeFilters(w, r, info) {
 		return
 	}
@@ -402,6 +413,9 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 		}
 		info.Upstream = host
 		tried = append(tried, host)
+		if h.PeerExchange != nil && !h.Inbound {
+			h.PeerExchange.Propagate(out.Header, cl, host)
+		}
 		if tee != nil && attempt > 1 {
 			replay = tee.recorded()
 		}
@@ -483,8 +497,14 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 	}
 	hdr := w.Header()
 	removeHopByHop(resp.Header)
+	if h.PeerExchange != nil && !h.Inbound {
+		info.UpstreamPeer = h.PeerExchange.Upstream(resp.Header)
+	}
 	for k, vs := range resp.Header {
 		hdr[k] = vs
+	}
+	if info.peerRespond {
+		h.PeerExchange.Respond(hdr)
 	}
 	// Envoy's router reports how long the upstream took to answer.
 	hdr["X-Envoy-Upstream-Service-Time"] = serviceTimeValue(info.UpstreamServiceTime)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/router"
 	"github.com/weftmesh/weft/internal/proxy/sds"
+	"github.com/weftmesh/weft/internal/proxy/telemetry/peermeta"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 )
 
@@ -106,6 +107,13 @@ type Info struct {
 	// "" when it is the connection's remote address. Envoy logs it as
 	// %DOWNSTREAM_REMOTE_ADDRESS%.
 	ClientAddress string
+	// DownstreamPeer is the client workload's metadata from Istio's peer
+	// metadata exchange (inbound), UpstreamPeer the server's (outbound);
+	// nil when the peer sent none.
+	DownstreamPeer, UpstreamPeer *peermeta.Peer
+	// peerRespond: the client sent peer metadata, so the inbound
+	// response carries ours.
+	peerRespond bool
 }
 
 // Observer receives Info for every request (telemetry, access logs). It

@@ -24,6 +24,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/rbac"
 	"github.com/weftmesh/weft/internal/proxy/router"
 	"github.com/weftmesh/weft/internal/proxy/sds"
+	"github.com/weftmesh/weft/internal/proxy/telemetry/peermeta"
 )
 
 // Listener is a compiled listener. It is immutable.
@@ -97,6 +98,12 @@ type Deps struct {
 	Secrets *sds.Store
 	// Tracer, when set, traces every HTTP request.
 	Tracer httpproxy.Tracer
+	// PeerExchange, when set, is Istio's peer metadata exchange, run by
+	// every http_connection_manager as Istio's default telemetry does
+	// (inbound or outbound side by the listener's traffic_direction).
+	PeerExchange *peermeta.Exchange
+	// inbound: the listener's traffic_direction is INBOUND.
+	inbound bool
 }
 
 // Known filter names.
@@ -116,6 +123,7 @@ var supportedHTTPFilters = map[string]bool{
 // Compile compiles l. deps may be zero when only validating.
 func Compile(l *listenerv3.Listener, deps Deps) (*Listener, error) {
 	field := "listener " + l.GetName()
+	deps.inbound = l.GetTrafficDirection() == corev3.TrafficDirection_INBOUND
 	out := &Listener{Name: l.GetName(), BindToPort: true, UseOriginalDst: l.GetUseOriginalDst().GetValue(),
 		inspectTimeout: 15 * time.Second, continueOnTimeout: l.GetContinueOnListenerFiltersTimeout()}
 	if l.GetApiListener() != nil {
@@ -280,7 +288,8 @@ func compileChain(field string, fc *listenerv3.FilterChain, deps Deps) (*Chain, 
 }
 
 func compileHCM(field string, h *hcmv3.HttpConnectionManager, deps Deps) (*httpproxy.Handler, error) {
-	hh := &httpproxy.Handler{Resolver: deps.Resolver, Observer: deps.Observer, ForwardClientCert: forwardClientCert(h), Tracer: deps.Tracer}
+	hh := &httpproxy.Handler{Resolver: deps.Resolver, Observer: deps.Observer, ForwardClientCert: forwardClientCert(h), Tracer: deps.Tracer,
+		PeerExchange: deps.PeerExchange, Inbound: deps.inbound}
 	if err := hh.ConfigureHCM(field, h); err != nil {
 		return nil, err
 	}

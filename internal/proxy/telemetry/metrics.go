@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 
 	"github.com/weftmesh/weft/internal/proxy/httpproxy"
+	"github.com/weftmesh/weft/internal/proxy/telemetry/peermeta"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 )
 
@@ -39,6 +40,15 @@ var ByteBuckets = []float64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 
 type Local struct {
 	Workload, Namespace, ServiceAccount, Cluster string
 	Labels                                       map[string]string
+	// Clusters, when set, resolves cluster names to their configuration:
+	// an inbound cluster's istio.services metadata names the service the
+	// workload serves (destination_service).
+	Clusters ClusterSource
+}
+
+// ClusterSource resolves a cluster name to the current cluster, or nil.
+type ClusterSource interface {
+	Cluster(name string) *upstream.Cluster
 }
 
 // peer is one side's label values.
@@ -85,6 +95,25 @@ func hostPeer(h *upstream.Host) peer {
 	return p
 }
 
+// fromExchange converts exchanged peer metadata.
+func fromExchange(x peermeta.Peer) peer {
+	return peer{workload: x.Workload, namespace: x.Namespace, app: x.App, version: x.Version,
+		canonicalService: x.CanonicalService, canonicalRevision: x.CanonicalRevision, cluster: x.Cluster}
+}
+
+// fill returns p with its empty values taken from q.
+func (p peer) fill(q peer) peer {
+	p.workload = firstOf(p.workload, q.workload)
+	p.namespace = firstOf(p.namespace, q.namespace)
+	p.principal = firstOf(p.principal, q.principal)
+	p.app = firstOf(p.app, q.app)
+	p.version = firstOf(p.version, q.version)
+	p.canonicalService = firstOf(p.canonicalService, q.canonicalService)
+	p.canonicalRevision = firstOf(p.canonicalRevision, q.canonicalRevision)
+	p.cluster = firstOf(p.cluster, q.cluster)
+	return p
+}
+
 func firstOf(vs ...string) string {
 	for _, v := range vs {
 		if v != "" {
@@ -122,10 +151,13 @@ type seriesKey struct {
 	flags      string
 	grpc       bool
 	grpcStatus string
-	// mtls and peer describe the downstream connection of an inbound
-	// request: mutual TLS and the client's verified SPIFFE ID.
-	mtls bool
-	peer string
+	// mtls and principal describe the downstream connection of an
+	// inbound request: mutual TLS and the client's verified SPIFFE ID.
+	mtls      bool
+	principal string
+	// exchanged is the peer's metadata from the metadata exchange: the
+	// client's on inbound requests, the server's on outbound ones.
+	exchanged peermeta.Peer
 }
 
 type histogram struct {
@@ -162,9 +194,10 @@ const shards = 32
 
 // Metrics collects Istio metrics; it implements httpproxy.Observer.
 type Metrics struct {
-	local peer
-	seed  maphash.Seed
-	shard [shards]struct {
+	local    peer
+	clusters ClusterSource
+	seed     maphash.Seed
+	shard    [shards]struct {
 		mu sync.Mutex
 		m  map[seriesKey]*series
 	}
@@ -173,7 +206,7 @@ type Metrics struct {
 
 // New returns an empty collector for the local workload.
 func New(l Local) *Metrics {
-	m := &Metrics{local: l.peer(), seed: maphash.MakeSeed()}
+	m := &Metrics{local: l.peer(), clusters: l.Clusters, seed: maphash.MakeSeed()}
 	for i := range m.shard {
 		m.shard[i].m = map[seriesKey]*series{}
 	}
@@ -185,7 +218,12 @@ func (m *Metrics) Observe(i *httpproxy.Info) {
 	k := seriesKey{host: i.Upstream, cluster: i.Cluster, code: i.Status, flags: i.Flags, grpc: i.GRPC, grpcStatus: i.GRPCStatus}
 	k.inbound = strings.HasPrefix(i.Cluster, "inbound|") || i.Conn != nil && i.Conn.Listener == "virtualInbound"
 	if k.inbound && i.Conn != nil && i.Conn.Peer != nil {
-		k.mtls, k.peer = true, i.Conn.Peer.Principal
+		k.mtls, k.principal = true, i.Conn.Peer.Principal
+	}
+	if k.inbound && i.DownstreamPeer != nil {
+		k.exchanged = *i.DownstreamPeer
+	} else if !k.inbound && i.UpstreamPeer != nil {
+		k.exchanged = *i.UpstreamPeer
 	}
 	var hh maphash.Hash
 	hh.SetSeed(m.seed)
@@ -206,16 +244,19 @@ func (m *Metrics) Observe(i *httpproxy.Info) {
 }
 
 func (m *Metrics) render(k seriesKey) string {
-	src, dst := m.local, hostPeer(k.host)
+	src, dst := m.local, hostPeer(k.host).fill(fromExchange(k.exchanged))
 	reporter, security := "source", "unknown"
 	if k.inbound {
 		reporter, security = "destination", "none"
-		src, dst = peer{}, m.local
+		src, dst = fromExchange(k.exchanged), m.local
 		if k.mtls {
-			security, src.principal = "mutual_tls", k.peer
+			security, src.principal = "mutual_tls", k.principal
 		}
 	}
 	svc, short, ns := serviceFromCluster(k.cluster)
+	if k.inbound && svc == "unknown" {
+		svc, short, ns = m.inboundService(k.cluster)
+	}
 	if k.inbound && svc == "unknown" {
 		svc, short, ns = unknownIfEmpty(dst.canonicalService), unknownIfEmpty(dst.canonicalService), unknownIfEmpty(dst.namespace)
 	}
@@ -245,6 +286,32 @@ func (m *Metrics) render(k seriesKey) string {
 		b.WriteByte('"')
 	}
 	return b.String()
+}
+
+// inboundService reads the service of an inbound cluster from its
+// istio.services metadata (the first one, as Istio's stats filter does).
+func (m *Metrics) inboundService(cluster string) (svc, short, ns string) {
+	if m.clusters == nil {
+		return "unknown", "unknown", "unknown"
+	}
+	cl := m.clusters.Cluster(cluster)
+	if cl == nil || cl.Config() == nil {
+		return "unknown", "unknown", "unknown"
+	}
+	services := cl.Config().GetMetadata().GetFilterMetadata()["istio"].GetFields()["services"].GetListValue().GetValues()
+	if len(services) == 0 {
+		return "unknown", "unknown", "unknown"
+	}
+	f := services[0].GetStructValue().GetFields()
+	host := f["host"].GetStringValue()
+	if host == "" {
+		return "unknown", "unknown", "unknown"
+	}
+	short = f["name"].GetStringValue()
+	if short == "" {
+		short, _, _ = strings.Cut(host, ".")
+	}
+	return host, short, unknownIfEmpty(f["namespace"].GetStringValue())
 }
 
 func escape(s string) string {
@@ -280,10 +347,15 @@ func writeHist(w io.Writer, name string, all []*series, get func(*series) *histo
 		var cum uint64
 		for i, b := range bounds {
 			cum += h.buckets[i].Load()
-			fmt.Fprintf(w, "%s_bucket{%s,le=\"%s\"} %d\n", name, s.labels, strconv.FormatFloat(b, 'g', -1, 64), cum)
+			fmt.Fprintf(w, "%s_bucket{%s,le=\"%s\"} %d\n", name, s.labels, envoyFloat(b), cum)
 		}
 		fmt.Fprintf(w, "%s_bucket{%s,le=\"+Inf\"} %d\n", name, s.labels, h.count.Load())
-		fmt.Fprintf(w, "%s_sum{%s} %s\n", name, s.labels, strconv.FormatFloat(math.Float64frombits(h.sumBits.Load()), 'g', -1, 64))
+		fmt.Fprintf(w, "%s_sum{%s} %s\n", name, s.labels, envoyFloat(math.Float64frombits(h.sumBits.Load())))
 		fmt.Fprintf(w, "%s_count{%s} %d\n", name, s.labels, h.count.Load())
 	}
 }
+
+// envoyFloat formats v as Envoy's Prometheus output does ({:.32g}, that
+// is C's %.32g): integers up to 32 digits in full (le="1800000", not
+// "1.8e+06"), fractions with up to 32 significant digits.
+func envoyFloat(v float64) string { return strconv.FormatFloat(v, 'g', 32, 64) }
