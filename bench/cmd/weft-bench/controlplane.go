@@ -176,6 +176,9 @@ func (e *env) runControlPlane(ctx context.Context, proxies int) (*report.Result,
 		return nil, err
 	}
 	adminAddr, err := freePort()
+	for err == nil && adminAddr == xdsAddr { // freePort may hand out a port twice
+		adminAddr, err = freePort()
+	}
 	if err != nil {
 		return nil, err
 	}
