@@ -72,6 +72,7 @@ func grpcRoutes(services []*model.Service, mesh *vsSet, base routeContext) []*ro
 			}
 			for _, r := range vh.Routes {
 				delete(r.TypedPerFilterConfig, filterCORS)
+				proxylessTimeout(r)
 			}
 			out = append(out, &route.RouteConfiguration{Name: vh.Name, VirtualHosts: []*route.VirtualHost{vh}})
 		}

@@ -313,10 +313,8 @@ func (rc *routeContext) action(r *route.Route, hr *networking.HTTPRoute) error {
 		r.Action = &route.Route_Redirect{Redirect: redirect(hr.Redirect)}
 		return nil
 	}
-	ra := &route.RouteAction{Timeout: durationpb.New(0)}
-	if hr.Timeout != nil {
-		ra.Timeout = hr.Timeout
-	}
+	ra := &route.RouteAction{}
+	setTimeout(ra, hr.Timeout)
 	rc.destinations(ra, hr.Route)
 	if len(hr.Route) == 1 && hr.Route[0].Headers != nil {
 		// A single destination's headers apply to the whole route.

@@ -438,6 +438,12 @@ func inboundRoute(port uint32) *route.RouteConfiguration {
 				Action: &route.Route_Route{Route: &route.RouteAction{
 					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: cl},
 					Timeout:          durationpb.New(0),
+					// As Istio: a gRPC request's grpc-timeout header,
+					// uncapped, bounds the stream; nothing else does.
+					MaxStreamDuration: &route.RouteAction_MaxStreamDuration{
+						MaxStreamDuration:    durationpb.New(0),
+						GrpcTimeoutHeaderMax: durationpb.New(0),
+					},
 				}},
 			}},
 		}},

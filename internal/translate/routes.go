@@ -3,6 +3,7 @@ package translate
 import (
 	"sort"
 	"strings"
+	"time"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -121,6 +122,7 @@ func catchAllVirtualHost(registryOnly bool) *route.VirtualHost {
 			Action: &route.Route_Route{Route: &route.RouteAction{
 				ClusterSpecifier: &route.RouteAction_Cluster{Cluster: PassthroughCluster},
 				Timeout:          durationpb.New(0),
+				MaxGrpcTimeout:   durationpb.New(0),
 			}},
 		}},
 	}
@@ -138,14 +140,43 @@ func (rc *routeContext) defaultRouteTo(svc *model.Service, port uint32) *route.R
 // defaultRoute sends everything to cluster, with Istio's defaults: no
 // timeout and the default retry policy.
 func defaultRoute(cluster string) *route.Route {
+	ra := &route.RouteAction{
+		ClusterSpecifier: &route.RouteAction_Cluster{Cluster: cluster},
+		RetryPolicy:      retryPolicy(nil),
+	}
+	setTimeout(ra, nil)
 	return &route.Route{
-		Name:  "default",
-		Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
-		Action: &route.Route_Route{Route: &route.RouteAction{
-			ClusterSpecifier: &route.RouteAction_Cluster{Cluster: cluster},
-			Timeout:          durationpb.New(0),
-			RetryPolicy:      retryPolicy(nil),
-		}},
+		Name:   "default",
+		Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &route.Route_Route{Route: ra},
+	}
+}
+
+// setTimeout sets a route's timeouts as Istio's setTimeout does for
+// proxies: timeout is the VirtualService's (0s, none, without one), and
+// the deprecated max_grpc_timeout is 0s without a timeout, so that a gRPC
+// request's grpc-timeout header bounds it uncapped, else the timeout, which
+// then caps the header.
+func setTimeout(ra *route.RouteAction, vsTimeout *durationpb.Duration) {
+	var d time.Duration
+	if vsTimeout != nil {
+		d = vsTimeout.AsDuration()
+	}
+	ra.Timeout = durationpb.New(d)
+	ra.MaxGrpcTimeout = durationpb.New(d)
+}
+
+// proxylessTimeout moves a route's timeout where gRPC's xDS client reads
+// it, as Istio does for proxyless clients: max_stream_duration, without
+// max_grpc_timeout.
+func proxylessTimeout(r *route.Route) {
+	ra := r.GetRoute()
+	if ra == nil {
+		return
+	}
+	ra.MaxGrpcTimeout = nil
+	if ra.Timeout != nil {
+		ra.MaxStreamDuration = &route.RouteAction_MaxStreamDuration{MaxStreamDuration: durationpb.New(ra.Timeout.AsDuration())}
 	}
 }
 

@@ -258,15 +258,31 @@ type attemptResult struct {
 
 func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Route, wi int, cl *upstream.Cluster, cors *router.Cors, info *Info) {
 	ctx := r.Context()
-	if route.Timeout > 0 {
+	// The connection manager's stream duration limit (max_stream_duration
+	// or the grpc-timeout it allows), counted from the stream's start, and
+	// the router's timeout (the route's, or for gRPC with max_grpc_timeout
+	// the grpc-timeout header's).
+	timeout := route.Timeout
+	var streamCtx context.Context
+	if route.StreamDuration != nil || route.GRPCTimeout != nil && info.GRPC {
+		grpcTimeout := r.Header.Get("Grpc-Timeout")
+		if d := route.StreamTimeout(grpcTimeout); d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, info.Start.Add(d))
+			defer cancel()
+			streamCtx = ctx
+		}
+		timeout = route.RouterTimeout(info.GRPC && isGRPC(r), grpcTimeout)
+	}
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, route.Timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	// Idle timeout: the route's, else the connection manager's stream idle
 	// timeout when no route timeout bounds the request already.
 	idle := route.IdleTimeout
-	if idle == 0 && route.Timeout == 0 {
+	if idle == 0 && timeout == 0 {
 		idle = h.StreamIdleTimeout
 	}
 	var iw *idleWatch
@@ -469,6 +485,14 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 		switch {
 		case iw != nil && iw.fired.Load() && r.Context().Err() == nil:
 			flag, status, body = FlagStreamIdle, http.StatusGatewayTimeout, "stream timeout"
+		case streamCtx != nil && streamCtx.Err() != nil && r.Context().Err() == nil:
+			// Envoy's onStreamMaxDurationReached: 504, for gRPC
+			// DEADLINE_EXCEEDED.
+			if info.GRPC && isGRPC(r) {
+				grpcLocalReply(w, info, grpcDeadlineExceeded, FlagDurationTimeout, "downstream duration timeout")
+				return
+			}
+			flag, status, body = FlagDurationTimeout, http.StatusGatewayTimeout, "downstream duration timeout"
 		case errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil:
 			flag, status, body = FlagTimeout, http.StatusGatewayTimeout, "upstream request timeout"
 			cl.Stats.RqTimeout.Add(1)
@@ -538,7 +562,11 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 	_, err := copyBody(w, body, *bp, streaming)
 	bufPool.Put(bp)
 	if err != nil && !errors.Is(err, io.EOF) {
-		info.Flags = appendFlag(info.Flags, FlagReset)
+		if streamCtx != nil && streamCtx.Err() != nil && r.Context().Err() == nil {
+			info.Flags = appendFlag(info.Flags, FlagDurationTimeout)
+		} else {
+			info.Flags = appendFlag(info.Flags, FlagReset)
+		}
 		// Abort the downstream response so the client sees the reset.
 		panic(http.ErrAbortHandler)
 	}
@@ -898,6 +926,10 @@ func copyBody(w *responseWriter, body io.Reader, buf []byte, flush bool) (int64,
 }
 
 func localReply(w *responseWriter, info *Info, status int, flag, body string) {
+	if info.GRPC && status != 499 && info.Request != nil && isGRPC(info.Request) {
+		grpcLocalReply(w, info, grpcStatusForHTTP(status), flag, strings.TrimSuffix(body, "\n"))
+		return
+	}
 	info.Flags = appendFlag(info.Flags, flag)
 	hdr := w.Header()
 	for k := range hdr {

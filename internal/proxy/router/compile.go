@@ -332,12 +332,7 @@ func compileRouteAction(field string, r *Route, ra *routev3.RouteAction) error {
 	if ra.GetTimeout() != nil {
 		r.Timeout = ra.GetTimeout().AsDuration()
 	}
-	if ms := ra.GetMaxStreamDuration(); ms.GetMaxStreamDuration() != nil {
-		// Istio sets max_stream_duration instead of timeout for some routes.
-		if d := ms.GetMaxStreamDuration().AsDuration(); d > 0 && (r.Timeout == 0 || d < r.Timeout) {
-			r.Timeout = d
-		}
-	}
+	compileTimeouts(r, ra)
 	if ra.GetIdleTimeout() != nil {
 		r.IdleTimeout = ra.GetIdleTimeout().AsDuration()
 	}

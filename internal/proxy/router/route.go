@@ -59,14 +59,20 @@ type Route struct {
 	HostRewrite     string
 	AutoHostRewrite bool
 
-	// Timeout is the whole-request timeout; 0 disables it.
-	Timeout     time.Duration
-	IdleTimeout time.Duration
-	Retry       *RetryPolicy
-	Mirrors     []Mirror
-	Fault       *Fault
-	Cors        *Cors
-	HashPolicy  []HashPolicy
+	// Timeout is the whole-request timeout; 0 disables it. See
+	// RouterTimeout and StreamTimeout for the gRPC variants.
+	Timeout time.Duration
+	// GRPCTimeout is max_grpc_timeout (nil: not set, or the route has
+	// StreamDuration).
+	GRPCTimeout *GRPCTimeout
+	// StreamDuration is max_stream_duration (nil: not set).
+	StreamDuration *StreamDuration
+	IdleTimeout    time.Duration
+	Retry          *RetryPolicy
+	Mirrors        []Mirror
+	Fault          *Fault
+	Cors           *Cors
+	HashPolicy     []HashPolicy
 
 	// Headers are the request/response mutations of this route, its
 	// virtual host and its route configuration, in Envoy's order.
