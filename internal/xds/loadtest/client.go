@@ -60,7 +60,7 @@ type Client struct {
 	// Delta selects the incremental protocol instead of state of the world.
 	Delta bool
 	// Reject, if set, sees every response; an error NACKs it with the
-	// error's text.
+	// error's text. The resources are valid only during the call.
 	Reject func(typeURL string, resources []*anypb.Any) error
 	// Discard makes the client keep only the names of the resources it
 	// receives, not their content (Resource then returns nil), except

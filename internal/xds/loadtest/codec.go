@@ -10,13 +10,21 @@ import (
 )
 
 // responseCodec is gRPC's proto codec, except that it decodes a
-// state-of-the-world response's resources as views of one copy of the
-// message instead of one allocation each: thousands of simulated clients
-// in one process spend their time on what a proxy does with a response,
-// not on the decoder. The decoded response is the same.
-type responseCodec struct{ proto encoding.CodecV2 }
+// state-of-the-world response's resources as views of one pooled copy of
+// the message instead of one allocation each: thousands of simulated
+// clients in one process spend their time on what a proxy does with a
+// response, not on the decoder. The decoded response is the same, but
+// its resource values are valid only until the next response is
+// decoded. One codec serves one stream (its Unmarshal calls are
+// sequential).
+type responseCodec struct {
+	proto encoding.CodecV2
+	prev  *mem.Buffer // the buffer the last response's values view
+}
 
-func newResponseCodec() responseCodec { return responseCodec{proto: encoding.GetCodecV2("proto")} }
+func newResponseCodec() responseCodec {
+	return responseCodec{proto: encoding.GetCodecV2("proto"), prev: new(mem.Buffer)}
+}
 
 func (c responseCodec) Name() string { return "proto" }
 
@@ -27,12 +35,17 @@ func (c responseCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.proto.Unmarshal(data, v)
 	}
-	b := data.Materialize() // a copy the response may keep views of
+	if *c.prev != nil {
+		(*c.prev).Free() // the previous response is processed
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	*c.prev = buf
+	b := buf.ReadOnlyData()
 	if decodeResponse(b, r) {
 		return nil
 	}
 	proto.Reset(r)
-	return proto.Unmarshal(b, r)
+	return proto.Unmarshal(b, r) // copies what it keeps
 }
 
 // decodeResponse decodes the fields of a response a client reads
