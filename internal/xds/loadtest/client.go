@@ -406,7 +406,7 @@ func nameOf(b []byte) (string, error) {
 			if n < 0 {
 				return "", protowire.ParseError(n)
 			}
-			return string(v), nil
+			return internedNames.get(v), nil
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
@@ -459,7 +459,7 @@ func clusterRefs(b []byte, refs map[string]bool) (string, error) {
 			if n < 0 {
 				return "", protowire.ParseError(n)
 			}
-			name, b = string(v), b[n:]
+			name, b = internedNames.get(v), b[n:]
 			continue
 		case num == 2 && typ == protowire.VarintType:
 			v, n := protowire.ConsumeVarint(b)
@@ -512,7 +512,7 @@ func fieldString(b []byte, num protowire.Number) (string, error) {
 			if n < 0 {
 				return "", protowire.ParseError(n)
 			}
-			return string(v), nil
+			return internedNames.get(v), nil
 		}
 		n = protowire.ConsumeFieldValue(fn, typ, b)
 		if n < 0 {
@@ -521,4 +521,37 @@ func fieldString(b []byte, num protowire.Number) (string, error) {
 		b = b[n:]
 	}
 	return "", nil
+}
+
+// internedNames interns the resource names clients read: thousands of simulated
+// clients in one process read the same names from every response.
+var internedNames nameTable
+
+// nameTable interns strings; it forgets everything past nameTableLimit.
+type nameTable struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+const nameTableLimit = 1 << 18
+
+// get returns the string spelled b, shared with earlier calls.
+func (t *nameTable) get(b []byte) string {
+	t.mu.RLock()
+	s, ok := t.m[string(b)] // no allocation for the lookup
+	t.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = string(b)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil || len(t.m) >= nameTableLimit {
+		t.m = map[string]string{}
+	}
+	if old, ok := t.m[s]; ok {
+		return old
+	}
+	t.m[s] = s
+	return s
 }
