@@ -352,6 +352,7 @@ type sotwResponse struct {
 
 var _ cache.Response = (*sotwResponse)(nil)
 
+// GetDiscoveryResponse returns a new response around the shared resources.
 func (r *sotwResponse) GetDiscoveryResponse() (*discovery.DiscoveryResponse, error) {
 	out := &discovery.DiscoveryResponse{VersionInfo: r.version, Resources: r.resources, TypeUrl: r.req.GetTypeUrl()}
 	if r.all != nil {
@@ -362,11 +363,21 @@ func (r *sotwResponse) GetDiscoveryResponse() (*discovery.DiscoveryResponse, err
 	}
 	return out, nil
 }
+
+// GetRequest returns the request answered (without its resource names).
 func (r *sotwResponse) GetRequest() *discovery.DiscoveryRequest { return r.req }
-func (r *sotwResponse) GetVersion() (string, error)             { return r.version, nil }
-func (r *sotwResponse) GetResponseVersion() string              { return r.version }
+
+// GetVersion returns the type's version.
+func (r *sotwResponse) GetVersion() (string, error) { return r.version, nil }
+
+// GetResponseVersion returns the type's version.
+func (r *sotwResponse) GetResponseVersion() string { return r.version }
+
+// GetReturnedResources returns what a proxyless client was sent, or nil.
 func (r *sotwResponse) GetReturnedResources() map[string]string { return r.returned }
-func (r *sotwResponse) GetContext() context.Context             { return context.Background() }
+
+// GetContext returns the background context.
+func (r *sotwResponse) GetContext() context.Context { return context.Background() }
 
 // deltaResponse is a delta response; its resource entries are shared.
 type deltaResponse struct {
@@ -383,6 +394,8 @@ type deltaResponse struct {
 
 var _ cache.DeltaResponse = (*deltaResponse)(nil)
 
+// GetDeltaDiscoveryResponse returns a new response around the shared
+// resource entries.
 func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discovery.DeltaDiscoveryResponse, error) {
 	out := &discovery.DeltaDiscoveryResponse{SystemVersionInfo: r.version, Resources: r.resources, RemovedResources: r.removed, TypeUrl: r.req.GetTypeUrl()}
 	if r.all != nil {
@@ -390,9 +403,21 @@ func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discovery.DeltaDiscoveryRe
 	}
 	return out, nil
 }
+
+// GetDeltaRequest returns the request answered.
 func (r *deltaResponse) GetDeltaRequest() *discovery.DeltaDiscoveryRequest { return r.req }
-func (r *deltaResponse) GetSystemVersion() (string, error)                 { return r.version, nil }
-func (r *deltaResponse) GetResponseVersion() string                        { return r.version }
-func (r *deltaResponse) GetNextVersionMap() map[string]string              { return r.next }
-func (r *deltaResponse) GetReturnedResources() map[string]string           { return r.next }
-func (r *deltaResponse) GetContext() context.Context                       { return context.Background() }
+
+// GetSystemVersion returns the type's version.
+func (r *deltaResponse) GetSystemVersion() (string, error) { return r.version, nil }
+
+// GetResponseVersion returns the type's version.
+func (r *deltaResponse) GetResponseVersion() string { return r.version }
+
+// GetNextVersionMap returns what the stream holds after this response.
+func (r *deltaResponse) GetNextVersionMap() map[string]string { return r.next }
+
+// GetReturnedResources returns what the stream holds after this response.
+func (r *deltaResponse) GetReturnedResources() map[string]string { return r.next }
+
+// GetContext returns the background context.
+func (r *deltaResponse) GetContext() context.Context { return context.Background() }

@@ -42,7 +42,8 @@ func newWireCodec() wireCodec {
 // Name is the content subtype the codec serves: proto, like gRPC's.
 func (c wireCodec) Name() string { return "proto" }
 
-// Marshal encodes v.
+// Marshal encodes v; a response carrying a shared encoding is written
+// from it.
 func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	var shared []byte
 	switch r := v.(type) {

@@ -26,10 +26,14 @@ func newResponseCodec() responseCodec {
 	return responseCodec{proto: encoding.GetCodecV2("proto"), prev: new(mem.Buffer)}
 }
 
+// Name is the content subtype the codec serves: proto, like gRPC's.
 func (c responseCodec) Name() string { return "proto" }
 
+// Marshal is gRPC's proto encoding.
 func (c responseCodec) Marshal(v any) (mem.BufferSlice, error) { return c.proto.Marshal(v) }
 
+// Unmarshal decodes a response into views of a pooled buffer, anything
+// else as gRPC does.
 func (c responseCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	r, ok := v.(*discovery.DiscoveryResponse)
 	if !ok {
