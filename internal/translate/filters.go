@@ -36,8 +36,9 @@ type hcmOptions struct {
 	// instead when set.
 	rds    string
 	inline *route.RouteConfiguration
-	// edge is true for gateways: the client address is the peer's, and
-	// ports are stripped from Host before virtual host matching.
+	// edge is true for gateways: the client address is the peer's. (As
+	// in Istio, the Host's port is kept: gateway route configurations
+	// ignore it when matching, see gatewayRoutes.)
 	edge bool
 	// inbound is true for a sidecar's inbound ports: the mesh client's
 	// certificate is appended to x-forwarded-client-cert (see xfcc.go).
@@ -64,9 +65,6 @@ func httpConnectionManager(o hcmOptions) *listener.Filter {
 		m.RouteSpecifier = &hcm.HttpConnectionManager_RouteConfig{RouteConfig: o.inline}
 	} else {
 		m.RouteSpecifier = &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{ConfigSource: adsSource(), RouteConfigName: o.rds}}
-	}
-	if o.edge {
-		m.StripPortMode = &hcm.HttpConnectionManager_StripAnyHostPort{StripAnyHostPort: true}
 	}
 	if o.inbound {
 		setInboundXFCC(m)

@@ -339,7 +339,10 @@ func gatewayRoutes(servers []gatewayServer, vss []boundVS, rc routeContext) []*r
 	sort.Strings(names)
 	var out []*route.RouteConfiguration
 	for _, rn := range names {
-		rcfg := &route.RouteConfiguration{Name: rn, ValidateClusters: wrapBool(false)}
+		// As Istio's buildGatewayHTTPRouteConfig: virtual hosts list the
+		// bare host and the Host's port is ignored when matching (a
+		// gateway may be reached through a load balancer or node port).
+		rcfg := &route.RouteConfiguration{Name: rn, ValidateClusters: wrapBool(false), IgnorePortInHostMatching: true}
 		for _, host := range sortedKeys(configs[rn]) {
 			vh := configs[rn][host].vh
 			if len(vh.Routes) > 0 || vh.RequireTls != route.VirtualHost_NONE {

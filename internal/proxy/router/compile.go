@@ -2,7 +2,6 @@ package router
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"regexp"
 	"sort"
@@ -16,11 +15,14 @@ import (
 // Table is a compiled RouteConfiguration. It is immutable and safe for
 // concurrent use.
 type Table struct {
-	Name     string
-	exact    map[string]*VirtualHost
-	suffixes []wildcard // "*.example.com": longest first
-	prefixes []wildcard // "example.*": longest first
-	any      *VirtualHost
+	Name string
+	// ignorePort is ignore_port_in_host_matching: the authority's port is
+	// left out when choosing the virtual host (Istio's gateways).
+	ignorePort bool
+	exact      map[string]*VirtualHost
+	suffixes   []wildcard // "*.example.com": longest first
+	prefixes   []wildcard // "example.*": longest first
+	any        *VirtualHost
 }
 
 type wildcard struct {
@@ -44,7 +46,7 @@ var knownPerFilter = map[string]bool{
 // Compile turns rc into a Table, or explains, naming the field, why it
 // cannot be served.
 func Compile(rc *routev3.RouteConfiguration) (*Table, error) {
-	t := &Table{Name: rc.GetName(), exact: map[string]*VirtualHost{}}
+	t := &Table{Name: rc.GetName(), exact: map[string]*VirtualHost{}, ignorePort: rc.GetIgnorePortInHostMatching()}
 	base := fmt.Sprintf("route %s", rc.GetName())
 	reqGlobal, err := compileMutation(base+": request_headers_to_add", rc.GetRequestHeadersToAdd(), rc.GetRequestHeadersToRemove())
 	if err != nil {
@@ -515,26 +517,34 @@ func (t *Table) Match(req *http.Request) (*VirtualHost, *Route) {
 	return vh, nil
 }
 
-// host selects the virtual host for an authority, trying it as given and
-// then with its port stripped.
+// host selects the virtual host for an authority as Envoy does: the
+// authority as sent (case-insensitively), without its port when the table
+// ignores ports, against exact domains, then wildcards, then "*". A
+// "host:port" authority does not match a domain listing only "host".
 func (t *Table) host(authority string) *VirtualHost {
 	h := lowerASCII(authority)
-	if vh := t.lookup(h); vh != nil {
-		return vh
+	if t.ignorePort {
+		h = withoutPort(h)
 	}
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		if vh := t.lookupNoAny(host); vh != nil {
-			return vh
-		}
+	if vh := t.lookupNoAny(h); vh != nil {
+		return vh
 	}
 	return t.any
 }
 
-func (t *Table) lookup(h string) *VirtualHost {
-	if vh := t.lookupNoAny(h); vh != nil {
-		return vh
+// withoutPort removes a numeric ":port" from an authority (not the last
+// group of a bracketed IPv6 address), as Envoy's getPortStart.
+func withoutPort(h string) string {
+	i := strings.LastIndexByte(h, ':')
+	if i < 0 || strings.LastIndexByte(h, ']') > i || i == len(h)-1 {
+		return h
 	}
-	return nil
+	for _, c := range h[i+1:] {
+		if c < '0' || c > '9' {
+			return h
+		}
+	}
+	return h[:i]
 }
 
 func (t *Table) lookupNoAny(h string) *VirtualHost {

@@ -66,7 +66,9 @@ func TestMatch(t *testing.T) {
 	}{
 		{"reviews:9080", "/reviews/0", nil, "default"},
 		{"REVIEWS.default.svc.cluster.local", "/", nil, "default"},
-		{"reviews.default.svc.cluster.local:9080", "/", nil, "default"}, // port stripped
+		// Envoy matches the authority as sent: a port the domains do not
+		// list falls through to "*".
+		{"reviews.default.svc.cluster.local:9080", "/", nil, "any"},
 		{"reviews", "/", map[string]string{"end-user": "jason"}, "jason"},
 		{"reviews", "/", map[string]string{"end-user": "json"}, "default"},
 		{"reviews", "/inv", nil, "not-test"},
@@ -218,6 +220,43 @@ func BenchmarkMatch(b *testing.B) {
 	for b.Loop() {
 		if _, r := tab.Match(req); r == nil {
 			b.Fatal("no route")
+		}
+	}
+}
+
+// TestIgnorePortInHostMatching checks ignore_port_in_host_matching (set by
+// Istio on gateway route configurations): the authority's port is left
+// out when choosing the virtual host, so "host" matches "host:any-port".
+func TestIgnorePortInHostMatching(t *testing.T) {
+	rc := testConfig()
+	rc.IgnorePortInHostMatching = true
+	tab, err := Compile(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ host, want string }{
+		{"reviews.default.svc.cluster.local:9080", "default"},
+		{"reviews:31380", "default"},
+		{"REVIEWS:80", "default"},
+		{"a.example.com:8443", "ws"},
+		{"foo.bar:1", "wp"},
+		{"nowhere:9080", "any"},
+		{"reviews:", "any"},    // not a port: kept, no match
+		{"reviews:abc", "any"}, // not a port
+		{"[::1]:8080", "any"},  // IPv6 literal with port
+		{"[fe80::1]", "any"},   // IPv6 literal without port: nothing stripped
+	} {
+		r := httptest.NewRequest("GET", "http://x/", nil)
+		r.Host = c.host
+		if _, rt := tab.Match(r); rt == nil || rt.Name != c.want {
+			t.Errorf("host %q: route %v, want %s", c.host, rt, c.want)
+		}
+	}
+	for _, c := range []struct{ in, want string }{
+		{"h:80", "h"}, {"h", "h"}, {"h:", "h:"}, {"h:x1", "h:x1"}, {"[::1]:80", "[::1]"}, {"[::1]", "[::1]"},
+	} {
+		if got := withoutPort(c.in); got != c.want {
+			t.Errorf("withoutPort(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }

@@ -23,8 +23,9 @@ func (r routedResolver) Cluster(name string) *upstream.Cluster { return r.set.Ge
 
 // TestGatewayAuthorizationEndToEnd runs an ingress gateway compiled from
 // translated configuration (RDS routes, EDS endpoints) in front of a
-// recording backend: gateway policies see the authority without its port,
-// the peer address rather than a spoofed X-Forwarded-For, normalized
+// recording backend: gateway policies see the authority as sent, port
+// included (as in Istio, gateways do not strip it: a hosts entry without
+// a port matches only a Host without one), the peer address rather than a spoofed X-Forwarded-For, normalized
 // paths, and JWT principals.
 func TestGatewayAuthorizationEndToEnd(t *testing.T) {
 	s := newSigner(t)
@@ -87,7 +88,7 @@ metadata: {name: allow, namespace: istio-system}
 spec:
   selector: {matchLabels: {istio: ingressgateway}}
   rules:
-  - to: [{operation: {hosts: ["shop.weft.test"]}}]
+  - to: [{operation: {hosts: ["shop.weft.test", "shop.weft.test:*"]}}]
   - from: [{source: {remoteIpBlocks: ["203.0.113.0/24"]}}]
   - from: [{source: {requestPrincipals: ["ISSUER/alice"]}}]
     to: [{operation: {hosts: ["api.weft.test"]}}]
@@ -112,6 +113,7 @@ spec:
 		{"spoofed XFF is not the remote address", "/cart", "other.weft.test", "X-Forwarded-For: 203.0.113.7\r\n", 403, ""},
 		{"spoofed XFF does not trigger a deny either", "/cart", "shop.weft.test", "X-Forwarded-For: 203.0.113.7\r\n", 200, "/cart"},
 		{"jwt principal allowed", "/v1", "api.weft.test", "Authorization: Bearer " + alice + "\r\n", 200, "/v1"},
+		{"jwt principal, host port not listed", "/v1", "api.weft.test:" + gport, "Authorization: Bearer " + alice + "\r\n", 403, ""},
 		{"jwt other principal", "/v1", "api.weft.test", "Authorization: Bearer " + bob + "\r\n", 403, ""},
 		{"jwt missing", "/v1", "api.weft.test", "", 403, ""},
 		{"jwt invalid", "/cart", "shop.weft.test", "Authorization: Bearer a.b.c\r\n", 401, ""},

@@ -322,7 +322,7 @@ func (s *Simulator) http(res *Result, m *hcm.HttpConnectionManager, req Request)
 	}
 	res.RouteConfig = rc.Name
 	host := strings.ToLower(req.Host)
-	if m.GetStripAnyHostPort() {
+	if m.GetStripAnyHostPort() || rc.GetIgnorePortInHostMatching() {
 		if i := strings.LastIndexByte(host, ':'); i > 0 && !strings.Contains(host[i:], "]") {
 			host = host[:i]
 		}
