@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 )
@@ -39,12 +38,4 @@ http:
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func firstLine(err error) string {
-	if err == nil {
-		return ""
-	}
-	s, _, _ := strings.Cut(err.Error(), "\n")
-	return s
 }
