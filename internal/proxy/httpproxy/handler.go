@@ -141,7 +141,10 @@ func (h *Handler) serve(w *responseWriter, r *http.Request, info *Info) {
 	}
 	info.ClientAddress = h.Forwarding.apply(r, info.Conn)
 	if h.PeerExchange != nil && h.Inbound {
-		info.DownstreamPeer, info.peerRespond = h.PeerExchange.Downstream(r.Header)
+		var respond bool
+		if info.DownstreamPeer, respond = h.PeerExchange.Downstream(r.Header); respond {
+			info.peerRespond = h.PeerExchange
+		}
 	}
 	if !h.decodeFilters(w, r, info) {
 		return
@@ -527,8 +530,8 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 	for k, vs := range resp.Header {
 		hdr[k] = vs
 	}
-	if info.peerRespond {
-		h.PeerExchange.Respond(hdr)
+	if x := info.peerRespond; x != nil {
+		x.Respond(hdr)
 	}
 	// Envoy's router reports how long the upstream took to answer.
 	hdr["X-Envoy-Upstream-Service-Time"] = serviceTimeValue(info.UpstreamServiceTime)
@@ -938,6 +941,9 @@ func localReply(w *responseWriter, info *Info, status int, flag, body string) {
 	if body != "" {
 		hdr.Set("Content-Type", "text/plain")
 		hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	if x := info.peerRespond; x != nil {
+		x.Respond(hdr) // Envoy sends local replies through the encoder filters too
 	}
 	if status == 499 {
 		w.status = status
