@@ -122,7 +122,8 @@ func mtlsMatch(port uint32, mode mtlsMode) *listener.FilterChainMatch {
 
 // inboundMTLSSocket is the server side of mesh mTLS: the workload
 // certificate ("default") and the mesh roots ("ROOTCA") from SDS, a client
-// certificate required. HTTP ports offer h2 and http/1.1.
+// certificate required. HTTP ports offer h2 and http/1.1, TCP ports
+// istio-peer-exchange too (Istio's ALPNDownstreamWithMxc).
 func inboundMTLSSocket(http bool) *core.TransportSocket {
 	ctx := &tls.CommonTlsContext{
 		TlsCertificateSdsSecretConfigs: []*tls.SdsSecretConfig{{Name: SecretDefault, SdsConfig: adsSource()}},
@@ -135,6 +136,10 @@ func inboundMTLSSocket(http bool) *core.TransportSocket {
 	}
 	if http {
 		ctx.AlpnProtocols = []string{"h2", "http/1.1"}
+	} else {
+		// Istio's TCP chains also accept its metadata exchange protocol,
+		// so that sidecars exchange peer metadata for TCP telemetry.
+		ctx.AlpnProtocols = []string{"istio-peer-exchange", "h2", "http/1.1"}
 	}
 	return &core.TransportSocket{Name: transportTLS, ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: toAny(&tls.DownstreamTlsContext{
 		CommonTlsContext:         ctx,

@@ -31,6 +31,10 @@ type ConnInfo struct {
 	LocalPrincipal string
 	// ServerName is the SNI a TLS client asked for (access logs).
 	ServerName string
+	// DownstreamPeer and UpstreamPeer are the client's and the server's
+	// metadata from Istio's TCP metadata exchange (tcp_proxy on mesh
+	// mTLS), nil when none was exchanged.
+	DownstreamPeer, UpstreamPeer *peermeta.Peer
 }
 
 type connKey struct{}

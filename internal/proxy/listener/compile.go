@@ -70,6 +70,9 @@ type TCPProxy struct {
 	// direction for that long (Envoy's default 1h; 0 disables).
 	IdleTimeout time.Duration
 	total       uint32
+	// exchange is Istio's TCP metadata exchange, run on mesh mTLS
+	// connections that negotiated it (mxtcp.go); nil sends no metadata.
+	exchange *peermeta.Exchange
 }
 
 // WeightedName is a cluster with a weight.
@@ -257,7 +260,7 @@ func compileChain(field string, fc *listenerv3.FilterChain, deps Deps) (*Chain, 
 			if err := tc.UnmarshalTo(t); err != nil {
 				return nil, fmt.Errorf("%s: %v", ff, err)
 			}
-			tp := &TCPProxy{StatPrefix: t.GetStatPrefix(), IdleTimeout: time.Hour}
+			tp := &TCPProxy{StatPrefix: t.GetStatPrefix(), IdleTimeout: time.Hour, exchange: deps.PeerExchange}
 			if d := t.GetIdleTimeout(); d != nil {
 				if err := d.CheckValid(); err != nil || d.AsDuration() < 0 {
 					return nil, fmt.Errorf("%s.idle_timeout: invalid duration %v", ff, d)
@@ -283,6 +286,9 @@ func compileChain(field string, fc *listenerv3.FilterChain, deps Deps) (*Chain, 
 	}
 	if c.HTTP == nil && c.TCP == nil {
 		return nil, fmt.Errorf("%s.filters: no terminal filter (http_connection_manager or tcp_proxy)", field)
+	}
+	if c.TCP != nil && c.TLS != nil {
+		preferExchange(c.TLS)
 	}
 	return c, nil
 }

@@ -310,7 +310,11 @@ func (m *Manager) serveConn(c net.Conn, l *Listener) {
 				tc.Close()
 				return
 			}
-			m.proxyTCP(tc, tc, chain, info)
+			conn, raw := net.Conn(tc), net.Conn(tc)
+			if negotiatedExchange(tc) {
+				conn, raw, info.DownstreamPeer = exchangeDownstream(tc, chain.TCP.exchange)
+			}
+			m.proxyTCP(conn, raw, chain, info)
 			return
 		}
 		m.proxyTCP(conn, c, chain, info)
@@ -406,6 +410,24 @@ func (m *Manager) tcpProxy(conn, raw net.Conn, tp *TCPProxy, info *httpproxy.Con
 	m.trackTCP(up, true)
 	defer m.trackTCP(up, false)
 	defer up.Close()
+	// upR is what the upstream is read from: up, or a reader stripping
+	// the server's late exchange frame.
+	upR := up
+	var early int64 // server bytes read during the exchange
+	if negotiatedExchange(up) {
+		var rest []byte
+		upR, info.UpstreamPeer, rest = exchangeUpstream(up, tp.exchange)
+		if len(rest) > 0 {
+			w, err := raw.Write(rest)
+			early = int64(w)
+			if err != nil {
+				if obs != nil {
+					obs.TCPClosed(name, host, info, httpproxy.FlagDownstreamCancel, early, 0)
+				}
+				return
+			}
+		}
+	}
 	// Bytes read while inspecting the connection (sniffing, TLS
 	// inspection) came from the downstream too: count them as received.
 	var peeked int64
@@ -431,7 +453,8 @@ func (m *Manager) tcpProxy(conn, raw net.Conn, tp *TCPProxy, info *httpproxy.Con
 		}
 		close(done)
 	}()
-	n, _ := idle.copy(raw, up)
+	n, _ := idle.copy(raw, upR)
+	n += early
 	m.TCP.BytesSent.Add(n)
 	if tc, ok := raw.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/internal/proxy/httpproxy"
+	"github.com/weftmesh/weft/internal/proxy/sds"
 	"github.com/weftmesh/weft/internal/proxy/telemetry/peermeta"
 	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/proxy/xdstest"
@@ -136,4 +137,26 @@ func TestPeerLabelsFromMetadataExchange(t *testing.T) {
 	labelled := &upstream.Host{Addr: "10.0.0.1:8080", Labels: map[string]string{"workload": "echo-v2;default;echo;v2;Kubernetes"}}
 	m.Observe(&httpproxy.Info{Cluster: "outbound|80||echo.default.svc.cluster.local", Status: 200, Upstream: labelled, UpstreamPeer: &server})
 	checkLabels(t, labelsOf(t, scrape(m)), map[string]string{"destination_workload": "echo-v2", "destination_canonical_revision": "v2"})
+}
+
+// TestTCPInboundPeerLabels: an inbound tcp_proxy connection over mesh
+// mTLS reports the client's exchanged metadata and principal, and
+// mutual_tls, on its opened and closed counters alike.
+func TestTCPInboundPeerLabels(t *testing.T) {
+	m := New(Local{Workload: "echo-v1", Namespace: "default", Labels: map[string]string{"app": "echo"}})
+	client := peermeta.Peer{Workload: "client", Namespace: "default", App: "client", CanonicalService: "client", CanonicalRevision: "latest"}
+	conn := &httpproxy.ConnInfo{Listener: "virtualInbound", TLS: true, DownstreamPeer: &client,
+		Peer: &sds.Peer{Principal: "spiffe://cluster.local/ns/default/sa/client"}}
+	m.TCPOpened("inbound|9000||", nil, conn)
+	m.TCPClosed("inbound|9000||", nil, conn, "", 10, 20)
+	out := scrape(m)
+	for _, metric := range []string{"istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total", "istio_tcp_received_bytes_total"} {
+		want := metric + `{reporter="destination",source_workload="client",source_workload_namespace="default",source_principal="spiffe://cluster.local/ns/default/sa/client",source_app="client"`
+		if !strings.Contains(out, want) {
+			t.Errorf("no %s... in:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, `connection_security_policy="mutual_tls"} 20`) {
+		t.Errorf("received bytes not under mutual_tls:\n%s", out)
+	}
 }

@@ -29,6 +29,18 @@ func (m *Metrics) tcpSeries(cluster string, host *upstream.Host, conn *httpproxy
 	k := seriesKey{host: host, cluster: cluster, flags: flags}
 	k.inbound = strings.HasPrefix(cluster, "inbound|") || strings.HasPrefix(cluster, "InboundPassthroughCluster") ||
 		conn != nil && conn.Listener == "virtualInbound"
+	if k.inbound && conn != nil {
+		if conn.Peer != nil {
+			k.mtls, k.principal = true, conn.Peer.Principal
+		}
+		// The client's metadata from the TCP exchange is known before
+		// the connection is reported opened. The server's (outbound) is
+		// learned after, so the client side keeps the endpoint
+		// metadata, for opened and closed to share their labels.
+		if conn.DownstreamPeer != nil {
+			k.exchanged = *conn.DownstreamPeer
+		}
+	}
 	m.tcp.mu.Lock()
 	defer m.tcp.mu.Unlock()
 	if m.tcp.m == nil {

@@ -62,17 +62,22 @@ type Peer struct {
 	App, Version, CanonicalService, CanonicalRevision  string
 }
 
-// Encode returns the x-envoy-peer-metadata value for node metadata md:
-// the base64 (standard, padded, as Envoy's Base64::encode) of the
-// deterministic serialization of the ExchangedKeys of md.
-func Encode(md *structpb.Struct) (string, error) {
+// exchanged returns the ExchangedKeys of md.
+func exchanged(md *structpb.Struct) *structpb.Struct {
 	out := &structpb.Struct{Fields: map[string]*structpb.Value{}}
 	for _, k := range ExchangedKeys {
 		if v, ok := md.GetFields()[k]; ok {
 			out.Fields[k] = v
 		}
 	}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(out)
+	return out
+}
+
+// Encode returns the x-envoy-peer-metadata value for node metadata md:
+// the base64 (standard, padded, as Envoy's Base64::encode) of the
+// deterministic serialization of the ExchangedKeys of md.
+func Encode(md *structpb.Struct) (string, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(exchanged(md))
 	if err != nil {
 		return "", err
 	}
@@ -89,6 +94,11 @@ func Decode(value string) (Peer, error) {
 	if err := proto.Unmarshal(b, &md); err != nil {
 		return Peer{}, err
 	}
+	return fromStruct(&md), nil
+}
+
+// fromStruct reads Istio's node metadata keys.
+func fromStruct(md *structpb.Struct) Peer {
 	f := md.GetFields()
 	str := func(k string) string { return f[k].GetStringValue() }
 	labels := f[KeyLabels].GetStructValue().GetFields()
@@ -104,7 +114,7 @@ func Decode(value string) (Peer, error) {
 	// Istio derives the canonical labels when a pod has none.
 	p.CanonicalService = firstOf(p.CanonicalService, p.App, p.Workload)
 	p.CanonicalRevision = firstOf(p.CanonicalRevision, p.Version, "latest")
-	return p, nil
+	return p
 }
 
 func firstOf(vs ...string) string {
@@ -123,6 +133,7 @@ const maxCache = 1024
 // peers. It is safe for concurrent use; its headers never change.
 type Exchange struct {
 	id, value []string // header values, shared by every request
+	frame     []byte   // the TCP exchange frame (see tcp.go)
 
 	mu    sync.RWMutex // guards cache
 	cache map[string]*Peer
@@ -135,7 +146,11 @@ func New(id string, md *structpb.Struct) (*Exchange, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Exchange{id: []string{id}, value: []string{v}, cache: map[string]*Peer{}}, nil
+	frame, err := tcpFrame(id, exchanged(md))
+	if err != nil {
+		return nil, err
+	}
+	return &Exchange{id: []string{id}, value: []string{v}, frame: frame, cache: map[string]*Peer{}}, nil
 }
 
 // Value is this proxy's x-envoy-peer-metadata value.
