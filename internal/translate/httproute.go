@@ -310,7 +310,7 @@ func (rc *routeContext) action(r *route.Route, hr *networking.HTTPRoute) error {
 		r.Action = &route.Route_DirectResponse{DirectResponse: dr}
 		return nil
 	case hr.Redirect != nil:
-		r.Action = &route.Route_Redirect{Redirect: redirect(hr.Redirect)}
+		r.Action = &route.Route_Redirect{Redirect: redirect(hr.Redirect, rc.port)}
 		return nil
 	}
 	ra := &route.RouteAction{}
@@ -460,13 +460,22 @@ func fraction(pct float64) *typev3.FractionalPercent {
 	return &typev3.FractionalPercent{Numerator: uint32(pct*10000 + 0.5), Denominator: typev3.FractionalPercent_MILLION}
 }
 
-func redirect(r *networking.HTTPRedirect) *route.RedirectAction {
+func redirect(r *networking.HTTPRedirect, listenPort uint32) *route.RedirectAction {
 	ra := &route.RedirectAction{HostRedirect: r.Authority}
 	if r.Uri != "" {
 		ra.PathRewriteSpecifier = &route.RedirectAction_PathRedirect{PathRedirect: r.Uri}
 	}
-	if p, ok := r.RedirectPort.(*networking.HTTPRedirect_Port); ok {
+	switch p := r.RedirectPort.(type) {
+	case *networking.HTTPRedirect_Port:
 		ra.PortRedirect = p.Port
+	case *networking.HTTPRedirect_DerivePort:
+		// Envoy cannot take the port from the request; as Istio's
+		// applyRedirect, routes are built per listener port, so that port
+		// is the request's. FROM_PROTOCOL_DEFAULT is Envoy's default (no
+		// port; a host_redirect drops the request's).
+		if p.DerivePort == networking.HTTPRedirect_FROM_REQUEST_PORT {
+			ra.PortRedirect = listenPort
+		}
 	}
 	if r.Scheme != "" {
 		ra.SchemeRewriteSpecifier = &route.RedirectAction_SchemeRedirect{SchemeRedirect: r.Scheme}
