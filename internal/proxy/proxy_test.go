@@ -503,7 +503,7 @@ func TestConfigUpdateAndTCPProxy(t *testing.T) {
 	})
 	prom := adminGet(t, h.p.Addr("stats"), "/stats/prometheus")
 	for _, want := range []string{
-		`destination_service="echo.default.svc.cluster.local",destination_service_name="echo",destination_service_namespace="default",destination_canonical_service="unknown",destination_canonical_revision="unknown",destination_cluster="unknown",request_protocol="tcp",response_flags="-",connection_security_policy="unknown"} 5`,
+		`destination_service="echo.default.svc.cluster.local",destination_service_name="echo",destination_service_namespace="default",destination_canonical_service="unknown",destination_canonical_revision="latest",destination_cluster="unknown",request_protocol="tcp",response_flags="-",connection_security_policy="unknown"} 5`,
 		`istio_tcp_connections_opened_total{reporter="source"`,
 	} {
 		if !strings.Contains(prom, want) {

@@ -101,17 +101,14 @@ func fromExchange(x peermeta.Peer) peer {
 		canonicalService: x.CanonicalService, canonicalRevision: x.CanonicalRevision, cluster: x.Cluster}
 }
 
-// fill returns p with its empty values taken from q.
-func (p peer) fill(q peer) peer {
-	p.workload = firstOf(p.workload, q.workload)
-	p.namespace = firstOf(p.namespace, q.namespace)
-	p.principal = firstOf(p.principal, q.principal)
-	p.app = firstOf(p.app, q.app)
-	p.version = firstOf(p.version, q.version)
-	p.canonicalService = firstOf(p.canonicalService, q.canonicalService)
-	p.canonicalRevision = firstOf(p.canonicalRevision, q.canonicalRevision)
-	p.cluster = firstOf(p.cluster, q.cluster)
-	return p
+// spiffeNamespace is the namespace of "spiffe://TD/ns/NS/sa/SA", or "".
+func spiffeNamespace(id string) string {
+	_, rest, ok := strings.Cut(id, "/ns/")
+	if !ok {
+		return ""
+	}
+	ns, _, _ := strings.Cut(rest, "/")
+	return ns
 }
 
 func firstOf(vs ...string) string {
@@ -238,20 +235,32 @@ func (m *Metrics) Observe(i *httpproxy.Info) {
 	}
 	sh.mu.Unlock()
 	s.requests.Add(1)
-	s.duration.observe(DurationBuckets, float64(i.Duration.Microseconds())/1000)
+	// Istio records whole milliseconds (a sub-millisecond request is 0).
+	s.duration.observe(DurationBuckets, float64(i.Duration.Milliseconds()))
 	s.reqBytes.observe(ByteBuckets, float64(i.BytesIn))
 	s.resBytes.observe(ByteBuckets, float64(i.BytesOut))
 }
 
 func (m *Metrics) render(k seriesKey) string {
-	src, dst := m.local, hostPeer(k.host).fill(fromExchange(k.exchanged))
+	// As Istio's stats filter: the peer is what the metadata exchange
+	// told, else (client side) the endpoint metadata; the namespace of a
+	// verified peer comes from its SPIFFE ID; a peer's unknown canonical
+	// revision is "latest".
+	src, dst := m.local, hostPeer(k.host)
+	if k.exchanged != (peermeta.Peer{}) {
+		dst = fromExchange(k.exchanged)
+		dst.principal = hostPeer(k.host).principal
+	}
+	dst.canonicalRevision = firstOf(dst.canonicalRevision, "latest")
 	reporter, security := "source", "unknown"
 	if k.inbound {
 		reporter, security = "destination", "none"
 		src, dst = fromExchange(k.exchanged), m.local
 		if k.mtls {
 			security, src.principal = "mutual_tls", k.principal
+			src.namespace = firstOf(spiffeNamespace(k.principal), src.namespace)
 		}
+		src.canonicalRevision = firstOf(src.canonicalRevision, "latest")
 	}
 	svc, short, ns := serviceFromCluster(k.cluster)
 	if k.inbound && svc == "unknown" {

@@ -52,13 +52,15 @@ func checkLabels(t *testing.T, got, want map[string]string) {
 }
 
 // TestHistogramNumbersAsEnvoy: bucket bounds and sums are written as
-// Envoy writes them ({:.32g}): le="1800000", never an exponent.
+// Envoy writes them ({:.32g}): le="1800000", never an exponent. Durations
+// are whole milliseconds, as Istio records them.
 func TestHistogramNumbersAsEnvoy(t *testing.T) {
 	m := New(Local{Workload: "client", Namespace: "default"})
 	m.Observe(&httpproxy.Info{Cluster: "outbound|80||echo.default.svc.cluster.local", Status: 200, Duration: 2500 * time.Microsecond, BytesOut: 1234567})
+	m.Observe(&httpproxy.Info{Cluster: "outbound|80||echo.default.svc.cluster.local", Status: 200, Duration: 700 * time.Microsecond, BytesOut: 1234567})
 	out := scrape(m)
 	for _, want := range []string{`le="0.5"`, `le="1800000"`, `le="3600000"`, `le="1000000000"`,
-		"istio_request_duration_milliseconds_sum{", "} 2.5\n", "} 1234567\n"} {
+		"istio_request_duration_milliseconds_sum{", "} 2\n", "} 2469134\n", `le="0.5"} 1` + "\n", `le="1"} 1` + "\n", `le="5"} 2` + "\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %s in the output", want)
 		}
@@ -108,9 +110,10 @@ func TestInboundDestinationServiceFromClusterMetadata(t *testing.T) {
 }
 
 // TestPeerLabelsFromMetadataExchange: the server side fills the source
-// labels from the client's exchanged metadata (the principal from mTLS);
-// the client side fills destination labels the endpoint metadata lacks
-// from the server's.
+// labels from the client's exchanged metadata (principal and namespace
+// from mTLS); the client side takes the destination labels from the
+// server's metadata, else from the endpoint metadata, as Istio's stats
+// filter does.
 func TestPeerLabelsFromMetadataExchange(t *testing.T) {
 	client := peermeta.Peer{Workload: "client", Namespace: "default", App: "client", Version: "v1",
 		CanonicalService: "client", CanonicalRevision: "v1", Cluster: "Kubernetes"}
@@ -132,11 +135,31 @@ func TestPeerLabelsFromMetadataExchange(t *testing.T) {
 		"destination_version": "v1", "destination_canonical_service": "echo", "destination_cluster": "Kubernetes",
 		"destination_service": "echo.default.svc.cluster.local"})
 
-	// Endpoint metadata wins over the exchanged values.
-	m = New(Local{Workload: "client", Namespace: "default"})
+	// The exchanged metadata wins over the endpoint's; without it, the
+	// endpoint's; with neither, the canonical revision is "latest".
 	labelled := &upstream.Host{Addr: "10.0.0.1:8080", Labels: map[string]string{"workload": "echo-v2;default;echo;v2;Kubernetes"}}
-	m.Observe(&httpproxy.Info{Cluster: "outbound|80||echo.default.svc.cluster.local", Status: 200, Upstream: labelled, UpstreamPeer: &server})
-	checkLabels(t, labelsOf(t, scrape(m)), map[string]string{"destination_workload": "echo-v2", "destination_canonical_revision": "v2"})
+	for _, c := range []struct {
+		host *upstream.Host
+		peer *peermeta.Peer
+		want map[string]string
+	}{
+		{labelled, &server, map[string]string{"destination_workload": "echo-v1", "destination_canonical_revision": "v1"}},
+		{labelled, nil, map[string]string{"destination_workload": "echo-v2", "destination_canonical_revision": "v2"}},
+		{bare, nil, map[string]string{"destination_workload": "unknown", "destination_canonical_revision": "latest"}},
+	} {
+		m = New(Local{Workload: "client", Namespace: "default"})
+		m.Observe(&httpproxy.Info{Cluster: "outbound|80||echo.default.svc.cluster.local", Status: 200, Upstream: c.host, UpstreamPeer: c.peer})
+		checkLabels(t, labelsOf(t, scrape(m)), c.want)
+	}
+
+	// Server side over mTLS without exchanged metadata: principal and
+	// namespace from the SPIFFE ID, revision "latest".
+	m = New(Local{Workload: "echo-v1", Namespace: "default"})
+	m.Observe(&httpproxy.Info{Cluster: "inbound|8080||", Status: 200,
+		Conn: &httpproxy.ConnInfo{Listener: "virtualInbound", TLS: true, Peer: &sds.Peer{Principal: "spiffe://cluster.local/ns/shop/sa/cart"}}})
+	checkLabels(t, labelsOf(t, scrape(m)), map[string]string{"source_principal": "spiffe://cluster.local/ns/shop/sa/cart",
+		"source_workload_namespace": "shop", "source_workload": "unknown", "source_canonical_revision": "latest",
+		"connection_security_policy": "mutual_tls"})
 }
 
 // TestTCPInboundPeerLabels: an inbound tcp_proxy connection over mesh
