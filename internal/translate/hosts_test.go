@@ -53,18 +53,17 @@ func TestNormalizeGateways(t *testing.T) {
 }
 
 func TestServiceDomains(t *testing.T) {
-	svc := &model.Service{Hostname: "reviews.default.svc.cluster.local", Addresses: []string{"10.0.0.12", "10.1.0.0/16"}}
-	same := serviceDomains(svc, 9080, "default")
-	want := []string{"reviews.default.svc.cluster.local", "reviews.default.svc.cluster.local:9080", "reviews", "reviews:9080",
-		"reviews.default", "reviews.default:9080", "reviews.default.svc", "reviews.default.svc:9080", "10.0.0.12", "10.0.0.12:9080"}
+	svc := &model.Service{Hostname: "reviews.default.svc.cluster.local", Addresses: []string{"10.0.0.12", "10.1.0.0/16", "fd00::12"}}
+	same := serviceDomains(svc, "default")
+	want := []string{"reviews.default.svc.cluster.local", "reviews", "reviews.default", "reviews.default.svc", "10.0.0.12", "[fd00::12]"}
 	if !slices.Equal(same, want) {
 		t.Errorf("same namespace: %v", same)
 	}
-	if other := serviceDomains(svc, 9080, "other"); slices.Contains(other, "reviews") {
+	if other := serviceDomains(svc, "other"); slices.Contains(other, "reviews") {
 		t.Errorf("short name offered to another namespace: %v", other)
 	}
-	ext := serviceDomains(&model.Service{Hostname: "api.example.com"}, 443, "default")
-	if !slices.Equal(ext, []string{"api.example.com", "api.example.com:443"}) {
+	ext := serviceDomains(&model.Service{Hostname: "api.example.com"}, "default")
+	if !slices.Equal(ext, []string{"api.example.com"}) {
 		t.Errorf("external: %v", ext)
 	}
 }

@@ -46,7 +46,7 @@ func sidecarRouteConfig(ps *portServices, mesh *vsSet, rc routeContext, sc *scop
 	for _, svc := range services {
 		vh := &route.VirtualHost{
 			Name:    svc.Hostname + ":" + portString(ps.port),
-			Domains: uniqueDomains(seen, serviceDomains(svc, ps.port, rc.proxy.Namespace)),
+			Domains: uniqueDomains(seen, serviceDomains(svc, rc.proxy.Namespace)),
 		}
 		if len(vh.Domains) == 0 {
 			continue
@@ -69,7 +69,7 @@ func sidecarRouteConfig(ps *portServices, mesh *vsSet, rc routeContext, sc *scop
 			vrc := rc.forVS(&vs)
 			vh := &route.VirtualHost{
 				Name:    h + ":" + portString(ps.port),
-				Domains: uniqueDomains(seen, []string{h, h + ":" + portString(ps.port)}),
+				Domains: uniqueDomains(seen, []string{h}),
 				Routes:  vrc.httpRoutes(vs.vs.Http),
 			}
 			if len(vh.Domains) > 0 && len(vh.Routes) > 0 {
@@ -79,10 +79,13 @@ func sidecarRouteConfig(ps *portServices, mesh *vsSet, rc routeContext, sc *scop
 	}
 	sort.Slice(vhosts, func(i, j int) bool { return vhosts[i].Name < vhosts[j].Name })
 	vhosts = append(vhosts, catchAllVirtualHost(sc.registryOnly))
+	// As Istio's buildSidecarOutboundHTTPRouteConfig: domains carry no
+	// port and the authority's port is ignored when matching.
 	return &route.RouteConfiguration{
-		Name:             portString(ps.port),
-		VirtualHosts:     vhosts,
-		ValidateClusters: wrapBool(false),
+		Name:                     portString(ps.port),
+		VirtualHosts:             vhosts,
+		ValidateClusters:         wrapBool(false),
+		IgnorePortInHostMatching: true,
 	}
 }
 
@@ -181,11 +184,12 @@ func proxylessTimeout(r *route.Route) {
 }
 
 // serviceDomains lists the names a client in namespace ns may use for a
-// service port, as Istio generates them: the hostname, for cluster-local
-// services the shorter forms "name.namespace.svc", "name.namespace" and,
-// from the same namespace, "name", and the VIPs; each with and without
-// ":port".
-func serviceDomains(svc *model.Service, port uint32, ns string) []string {
+// service, as Istio's generateVirtualHostDomains with
+// ignore_port_in_host_matching: the hostname, for cluster-local services
+// the shorter forms "name.namespace.svc", "name.namespace" and, from the
+// same namespace, "name", and the VIPs (IPv6 ones in brackets), without
+// ports.
+func serviceDomains(svc *model.Service, ns string) []string {
 	names := []string{svc.Hostname}
 	if rest, ok := strings.CutSuffix(svc.Hostname, "."+DomainSuffix); ok {
 		if name, svcNS, ok := strings.Cut(rest, "."); ok && !strings.Contains(svcNS, ".") {
@@ -196,16 +200,15 @@ func serviceDomains(svc *model.Service, port uint32, ns string) []string {
 		}
 	}
 	for _, a := range svc.Addresses {
-		if !strings.Contains(a, "/") {
+		switch {
+		case strings.Contains(a, "/"):
+		case strings.Contains(a, ":"):
+			names = append(names, "["+a+"]")
+		default:
 			names = append(names, a)
 		}
 	}
-	p := ":" + portString(port)
-	out := make([]string, 0, 2*len(names))
-	for _, n := range names {
-		out = append(out, n, n+p)
-	}
-	return out
+	return names
 }
 
 // uniqueDomains drops domains already used by another virtual host of the
