@@ -124,9 +124,6 @@ func (h *Handler) decodeFilters(w *responseWriter, r *http.Request, info *Info) 
 			}
 			hdr.Set("Content-Type", "text/plain")
 			hdr.Set("Content-Length", strconv.Itoa(len(lr.Body)))
-			if x := info.peerRespond; x != nil {
-				x.Respond(hdr)
-			}
 			w.WriteHeader(lr.Status)
 			io.WriteString(w, lr.Body)
 			return false

@@ -143,7 +143,7 @@ func (h *Handler) serve(w *responseWriter, r *http.Request, info *Info) {
 	if h.PeerExchange != nil && h.Inbound {
 		var respond bool
 		if info.DownstreamPeer, respond = h.PeerExchange.Downstream(r.Header); respond {
-			info.peerRespond = h.PeerExchange
+			w.peer = h.PeerExchange // every response carries ours, local replies too (Envoy encodes them through the filters)
 		}
 	}
 	if !h.decodeFilters(w, r, info) {
@@ -530,9 +530,6 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 	for k, vs := range resp.Header {
 		hdr[k] = vs
 	}
-	if x := info.peerRespond; x != nil {
-		x.Respond(hdr)
-	}
 	// Envoy's router reports how long the upstream took to answer.
 	hdr["X-Envoy-Upstream-Service-Time"] = serviceTimeValue(info.UpstreamServiceTime)
 	route.ResponseHeaders.Apply(hdr)
@@ -851,6 +848,12 @@ func (h *Handler) switchProtocols(w *responseWriter, resp *http.Response, info *
 	defer up.Close()
 	w.status = resp.StatusCode
 	resp.Header.Del("Content-Length")
+	if h.PeerExchange != nil && !h.Inbound {
+		info.UpstreamPeer = h.PeerExchange.Upstream(resp.Header)
+	}
+	if w.peer != nil {
+		w.peer.Respond(resp.Header)
+	}
 	var head bytes.Buffer
 	head.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
 	resp.Header.Write(&head)
@@ -942,9 +945,6 @@ func localReply(w *responseWriter, info *Info, status int, flag, body string) {
 		hdr.Set("Content-Type", "text/plain")
 		hdr.Set("Content-Length", strconv.Itoa(len(body)))
 	}
-	if x := info.peerRespond; x != nil {
-		x.Respond(hdr) // Envoy sends local replies through the encoder filters too
-	}
 	if status == 499 {
 		w.status = status
 		return // the client is gone
@@ -1028,12 +1028,18 @@ type responseWriter struct {
 
 	url          url.URL
 	upstreamBody releasingBody
+	// peer, when set, adds this proxy's peer metadata to the final
+	// response headers (inbound, the client sent its own).
+	peer *peermeta.Exchange
 }
 
 func (w *responseWriter) WriteHeader(code int) {
 	if w.status == 0 || code < 200 {
 		if code >= 200 {
 			w.status = code
+			if w.peer != nil {
+				w.peer.Respond(w.Header())
+			}
 		}
 		w.ResponseWriter.WriteHeader(code)
 	}
@@ -1042,6 +1048,9 @@ func (w *responseWriter) WriteHeader(code int) {
 func (w *responseWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		if w.peer != nil {
+			w.peer.Respond(w.Header())
+		}
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)

@@ -115,9 +115,6 @@ type Info struct {
 	// metadata exchange (inbound), UpstreamPeer the server's (outbound);
 	// nil when the peer sent none.
 	DownstreamPeer, UpstreamPeer *peermeta.Peer
-	// peerRespond is set when the client sent peer metadata: the inbound
-	// response, local replies included, carries ours.
-	peerRespond *peermeta.Exchange
 }
 
 // Observer receives Info for every request (telemetry, access logs). It

@@ -142,6 +142,18 @@ func TestPeerExchangeInbound(t *testing.T) {
 	if w.Code != 403 || w.Header().Get(peermeta.HeaderMetadata) != server.Value() {
 		t.Errorf("local reply %d with headers %v", w.Code, w.Header())
 	}
+
+	// Direct responses and no-route replies too.
+	h = &Handler{Static: echoTable(t), PeerExchange: server, Inbound: true}
+	for path, code := range map[string]int{"/a/direct": 200, "/nowhere": 404} {
+		req = httptest.NewRequest("GET", "http://echo"+path, nil)
+		client.Propagate(req.Header, res.cl, &upstream.Host{Labels: map[string]string{"workload": "echo-v1"}})
+		w = httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != code || w.Header().Get(peermeta.HeaderMetadata) != server.Value() {
+			t.Errorf("%s: %d with headers %v", path, w.Code, w.Header())
+		}
+	}
 }
 
 // TestPeerExchangeOutbound: an outbound connection manager sends its
