@@ -408,6 +408,7 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 	}
 	var res attemptResult
 	retrying := false
+	retryFlag := "" // why a retriable outcome was not retried
 	for attempt := 1; ; attempt++ {
 		info.Attempts = attempt
 		var pickSkip func(*upstream.Host) bool
@@ -457,19 +458,15 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 		if !shouldRetry(retry, &res) || ctx.Err() != nil || out.Body != nil && replay == nil && tee.recorded() == nil {
 			break
 		}
-		// A retriable response with no retry left is passed on flagged
-		// as Envoy's router does (RetryStatus NoRetryLimitExceeded: URX,
-		// NoOverflow: UO); failed attempts are flagged below.
+		// A retriable outcome with no retry left is flagged as Envoy's
+		// router does (RetryStatus NoRetryLimitExceeded: URX, NoOverflow:
+		// UO), after the attempt's own flag.
 		if attempt >= maxAttempts {
-			if res.err == nil {
-				info.Flags = appendFlag(info.Flags, FlagRetryExhausted)
-			}
+			retryFlag = FlagRetryExhausted
 			break
 		}
 		if !cl.AcquireRetry() {
-			if res.err == nil {
-				info.Flags = appendFlag(info.Flags, FlagOverflow)
-			}
+			retryFlag = FlagOverflow
 			break
 		}
 		retrying = true
@@ -510,12 +507,13 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 		default:
 			body = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
 		}
-		if info.Attempts > 1 && flag != FlagTimeout && flag != FlagDownstreamCancel {
-			flag += "," + FlagRetryExhausted
+		if flag != FlagDownstreamCancel && flag != FlagStreamIdle && flag != FlagDurationTimeout {
+			flag = appendFlag(flag, retryFlag)
 		}
 		localReply(w, info, status, flag, body)
 		return
 	}
+	info.Flags = appendFlag(info.Flags, retryFlag)
 	resp := res.resp
 	defer resp.Body.Close()
 	if upgrade != "" && resp.StatusCode == http.StatusSwitchingProtocols {

@@ -92,8 +92,15 @@ func TestRetryFlags(t *testing.T) {
 	var tries atomic.Int32
 	failing := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tries.Add(1)
-		if r.URL.Path == "/ok" {
+		switch r.URL.Path {
+		case "/ok":
 			w.Write([]byte("ok"))
+			return
+		case "/slow":
+			select {
+			case <-time.After(time.Second):
+			case <-r.Context().Done():
+			}
 			return
 		}
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -116,16 +123,27 @@ func TestRetryFlags(t *testing.T) {
 		{"no retry policy", nil, nil, "/fail", 503, 1, ""},
 		{"success", nil, retries, "/ok", 200, 1, ""},
 		{"retry breaker", &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{MaxRetries: wrapperspb.UInt32(0)}}}, retries, "/fail", 503, 1, "UO"},
+		// Every try ends at the per-try timeout: UT, then URX.
+		{"per-try timeouts", nil, func(a *routev3.RouteAction) {
+			retries(a)
+			a.RetryPolicy.PerTryTimeout = durationpb.New(50 * time.Millisecond)
+		}, "/slow", 504, 3, "UT,URX"},
+		// The route's timeout ends the retries: UT only.
+		{"route timeout", nil, func(a *routev3.RouteAction) {
+			retries(a)
+			a.Timeout = durationpb.New(80 * time.Millisecond)
+			a.RetryPolicy.PerTryTimeout = durationpb.New(50 * time.Millisecond)
+		}, "/slow", 504, -1, "UT"}, // tries: 2 or 3, by timing
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tries.Store(0)
 			h := &Handler{Resolver: oneCluster{routeTo(t, c.edit), loopbackCluster(t, failing, c.cb)}}
 			w, info := serveInfo(h, httptest.NewRequest("GET", "http://h"+c.path, nil))
-			if w.Code != c.status || tries.Load() != c.tries || info.Flags != c.flags {
+			if w.Code != c.status || c.tries >= 0 && tries.Load() != c.tries || info.Flags != c.flags {
 				t.Errorf("%d after %d tries, flags %q; want %d after %d, flags %q", w.Code, tries.Load(), info.Flags, c.status, c.tries, c.flags)
 			}
-			if c.status == 503 && w.Body.String() != "down" {
+			if c.path == "/fail" && w.Body.String() != "down" {
 				t.Errorf("body %q, want the upstream's", w.Body)
 			}
 		})
