@@ -170,6 +170,12 @@ func (m *Manager) drainRemoved(all map[string]*Listener) {
 // ctx is done, whichever is first; then it closes what remains. Stop
 // still has to be called.
 func (m *Manager) Drain(ctx context.Context) {
+	// Responses written from now on say Connection: close. Shutdown (run
+	// below in its own goroutine) would too, but only once it has run: a
+	// request in flight could be answered before that and keep its
+	// connection. Set before the listeners close, so whoever sees them
+	// refuse connections also sees keep-alives off.
+	m.srv.SetKeepAlivesEnabled(false)
 	m.mu.Lock()
 	m.stopped = true
 	for addr, b := range m.bound {
