@@ -911,17 +911,6 @@ func (l *lockedBuffer) tail(n int) string {
 	return string(b)
 }
 
-// freePort returns a TCP port free on host at the time of the call.
-func freePort(t *testing.T, host string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatalf("free port on %s: %v", host, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // eventually retries f every 50 ms until it returns nil or 10 s pass.
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
