@@ -2,12 +2,10 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -26,29 +24,7 @@ import (
 // newHarnessWith is newHarness with a bootstrap adjusted by edit.
 func newHarnessWith(t *testing.T, res xdstest.Resources, edit func(*bootstrap.Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, cp: xdstest.NewServer(t, "127.0.0.1:0")}
-	h.push(res)
-	cfg := bootstrap.Default()
-	cfg.XDSAddress = h.cp.Addr
-	cfg.Node = bootstrap.Node{ID: nodeID, Cluster: "Kubernetes", Namespace: "default", Workload: "productpage-v1",
-		Labels: map[string]string{"app": "productpage", "version": "v1"}, ServiceAccount: "bookinfo-productpage"}
-	cfg.AdminAddress, cfg.ReadyAddress, cfg.StatsAddress, cfg.ForwardProxyAddress = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.WarmingTimeout = bootstrap.Duration(300 * time.Millisecond)
-	edit(&cfg)
-	p, err := New(cfg, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h.p = p
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	h.waitReady()
-	return h
+	return newHarnessEdit(t, res, edit)
 }
 
 // logLines returns the parsed lines of an access log file.

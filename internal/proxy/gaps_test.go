@@ -238,7 +238,7 @@ func TestTCPProxyIdleTimeout(t *testing.T) {
 	lis := xdstest.FreeAddr(t)
 	l := xdstest.TCPListener("0.0.0.0_7000", lis, "outbound|7000||echo")
 	tp := &tcpv3.TcpProxy{StatPrefix: "echo", ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "outbound|7000||echo"},
-		IdleTimeout: durationpb.New(300 * time.Millisecond)}
+		IdleTimeout: durationpb.New(time.Second)}
 	l.FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: xdstest.Any(tp)}
 	h := newHarness(t, xdstest.Resources{
 		Clusters:  []*clusterv3.Cluster{xdstest.StaticCluster("outbound|7000||echo", echo)},
@@ -251,8 +251,10 @@ func TestTCPProxyIdleTimeout(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(20 * time.Second)) // a hang fails the test instead of blocking it
 	buf := make([]byte, 1)
-	// Traffic every 100ms for 10 timeouts' worth of rounds keeps it open.
-	for i := range 10 {
+	// Traffic every 100ms for longer than the timeout keeps it open (each
+	// gap far below the timeout, so a loaded machine's scheduling delays
+	// do not make it idle).
+	for i := range 15 {
 		if _, err := c.Write([]byte{byte('a' + i)}); err != nil {
 			t.Fatalf("write %d while active: %v", i, err)
 		}

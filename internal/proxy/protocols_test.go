@@ -126,22 +126,30 @@ func TestCORS(t *testing.T) {
 // TestIdleTimeout: a route idle_timeout ends requests that make no
 // progress (504, flag SI) but not slow streams that keep sending.
 func TestIdleTimeout(t *testing.T) {
+	// The stream lasts longer than the idle timeout (the timer restarts
+	// at each chunk) while each gap is far below it, so scheduling delays
+	// on a loaded machine cannot make a gap look idle; the stuck upstream
+	// answers only when the proxy gives up on it.
+	const idle, gap, chunks = time.Second, 100 * time.Millisecond, 15
 	up := newBackend(t, "up", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/stream" {
-			for range 6 {
+			for range chunks {
 				io.WriteString(w, "tick\n")
 				w.(http.Flusher).Flush()
-				time.Sleep(50 * time.Millisecond)
+				time.Sleep(gap)
 			}
 			return
 		}
-		time.Sleep(400 * time.Millisecond)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(20 * time.Second):
+		}
 		io.WriteString(w, "late")
 	})
 	rc := xdstest.RouteConfig("80", "outbound|80||up")
 	ra := rc.VirtualHosts[0].Routes[0].GetRoute()
 	ra.Timeout = durationpb.New(0) // no route timeout: only the idle timeout applies
-	ra.IdleTimeout = durationpb.New(150 * time.Millisecond)
+	ra.IdleTimeout = durationpb.New(idle)
 	lis := xdstest.FreeAddr(t)
 	h := newHarness(t, xdstest.Resources{
 		Clusters:  []*clusterv3.Cluster{xdstest.StaticCluster("outbound|80||up", up.addr())},
@@ -151,8 +159,8 @@ func TestIdleTimeout(t *testing.T) {
 	if status, body, _ := get(t, "http://"+lis+"/stuck"); status != 504 || body != "stream timeout" {
 		t.Errorf("stuck upstream: %d %q, want 504 stream timeout", status, body)
 	}
-	if status, body, _ := get(t, "http://"+lis+"/stream"); status != 200 || strings.Count(body, "tick") != 6 {
-		t.Errorf("streaming upstream (300ms, a chunk every 50ms): %d %q", status, body)
+	if status, body, _ := get(t, "http://"+lis+"/stream"); status != 200 || strings.Count(body, "tick") != chunks {
+		t.Errorf("streaming upstream (%d chunks, one every %v, idle timeout %v): %d %q", chunks, gap, idle, status, body)
 	}
 	if prom := adminGet(t, h.p.Addr("stats"), "/stats/prometheus"); !strings.Contains(prom, `response_flags="SI"`) {
 		t.Errorf("no SI flag in metrics")
@@ -257,7 +265,7 @@ func TestRetryPolicies(t *testing.T) {
 	hung := newBackend(t, "hung", func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second):
 		}
 	})
 	fast := newBackend(t, "fast", nil)
@@ -285,8 +293,9 @@ func TestRetryPolicies(t *testing.T) {
 		if status, _, h := get(t, "http://"+lis+"/pertry"); status != 200 || h.Get("X-Backend") != "fast" {
 			t.Errorf("pertry %d: %d from %q", i, status, h.Get("X-Backend"))
 		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("pertry %d took %v", i, d)
+		// Without the per-try timeout the hung backend holds it 30s.
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("pertry %d took %v: the per-try timeout did not end the hung attempt", i, d)
 		}
 		if status, _, _ := get(t, "http://"+lis+"/connfail"); status != 200 {
 			t.Errorf("connfail %d: %d", i, status)

@@ -44,6 +44,9 @@ type harness struct {
 	cp  *xdstest.Server
 	p   *Proxy
 	ver atomic.Int64
+	// log is the proxy's log (Info and up; none for benchmarks), printed
+	// when the test fails.
+	log *logBuffer
 }
 
 func newHarness(t *testing.T, res xdstest.Resources) *harness {
@@ -54,6 +57,13 @@ func newHarness(t *testing.T, res xdstest.Resources) *harness {
 // newHarnessTB is newHarness for tests and benchmarks.
 func newHarnessTB(tb testing.TB, res xdstest.Resources) *harness {
 	tb.Helper()
+	return newHarnessEdit(tb, res, nil)
+}
+
+// newHarnessEdit starts a control plane serving res and a proxy whose
+// bootstrap edit may adjust (nil: none), and waits until it is ready.
+func newHarnessEdit(tb testing.TB, res xdstest.Resources, edit func(*bootstrap.Config)) *harness {
+	tb.Helper()
 	h := &harness{t: tb, cp: xdstest.NewServer(tb, "127.0.0.1:0")}
 	h.push(res)
 	cfg := bootstrap.Default()
@@ -62,7 +72,12 @@ func newHarnessTB(tb testing.TB, res xdstest.Resources) *harness {
 		Labels: map[string]string{"app": "productpage", "version": "v1"}, ServiceAccount: "bookinfo-productpage"}
 	cfg.AdminAddress, cfg.ReadyAddress, cfg.StatsAddress, cfg.ForwardProxyAddress = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.WarmingTimeout = bootstrap.Duration(300 * time.Millisecond)
-	p, err := New(cfg, slog.New(slog.DiscardHandler), nil)
+	if edit != nil {
+		edit(&cfg)
+	}
+	var log *slog.Logger
+	log, h.log = testLogger(tb)
+	p, err := New(cfg, log, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -82,14 +97,56 @@ func (h *harness) push(res xdstest.Resources) {
 	h.cp.Set(h.t, nodeID, fmt.Sprint("v", h.ver.Add(1)), res)
 }
 
+// waitReady waits until the proxy has applied its first configuration.
+// The bound only matters when it never does: on a loaded machine (CI runs
+// packages in parallel) a start may take seconds, so it is generous, and
+// a failure reports the xDS client's state.
 func (h *harness) waitReady() {
-	deadline := time.Now().Add(10 * time.Second)
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
 	for !h.p.Ready() {
 		if time.Now().After(deadline) {
-			h.t.Fatal("proxy not ready")
+			h.t.Fatalf("proxy not ready after 30s; xDS client: %+v", h.p.xds.Status())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// logBuffer keeps a proxy's log lines for a failing test's output.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.Len() < 1<<20 {
+		l.b.Write(p)
+	}
+	return len(p), nil
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// testLogger returns a logger whose Info-and-up lines are printed if tb
+// fails; benchmarks log nothing (logging would be part of what they
+// measure).
+func testLogger(tb testing.TB) (*slog.Logger, *logBuffer) {
+	if _, bench := tb.(*testing.B); bench {
+		return slog.New(slog.DiscardHandler), nil
+	}
+	buf := &logBuffer{}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("---- proxy log ----\n%s", buf)
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo})), buf
 }
 
 // waitFor polls until f returns true.
@@ -264,8 +321,16 @@ func backends(t *testing.T) map[string]*backend {
 			fmt.Fprint(w, "ok after retries")
 		}),
 		"slow": newBackend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+			// /timeout (route timeout 100ms) is answered only once the
+			// proxy gives up, however late its timer fires; /cb holds its
+			// connection long enough for the concurrent requests to meet
+			// even when their goroutines start late.
+			hold := 20 * time.Second
+			if r.URL.Path == "/cb" {
+				hold = time.Second
+			}
 			select {
-			case <-time.After(300 * time.Millisecond):
+			case <-time.After(hold):
 			case <-r.Context().Done():
 			}
 			fmt.Fprint(w, "slow")
@@ -327,7 +392,7 @@ func TestHTTPRoutingEndToEnd(t *testing.T) {
 		if host != "reviews-shadow:9080" {
 			t.Errorf("shadow host %q", host)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Error("mirror never arrived")
 	}
 
