@@ -392,17 +392,6 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// freeLoopbackPort returns a port free on 127.0.0.1 at the time of asking.
-func freeLoopbackPort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // waitUntil polls cond every 20 ms until it holds, failing after limit (a
 // failure bound, not a measurement).
 func waitUntil(t testing.TB, limit time.Duration, what string, cond func() bool) {
