@@ -44,6 +44,9 @@ type Stats struct {
 	CxTotal, CxConnectFail              atomic.Uint64
 	RqActive, CxActive, RqPendingActive atomic.Int64
 	OutlierEjections, NoHealthyUpstream atomic.Uint64
+	// CxDestroy counts closed upstream connections (Envoy's
+	// upstream_cx_destroy).
+	CxDestroy atomic.Uint64
 	// CxMaxRequests counts connections that reached
 	// max_requests_per_connection (Envoy's upstream_cx_max_requests).
 	CxMaxRequests atomic.Uint64
@@ -71,6 +74,8 @@ type Cluster struct {
 	releaseState
 
 	transport http.RoundTripper
+	// h1 serves the common HTTP/1.1 request (h1pool.go); nil for HTTP/2.
+	h1        *h1Pool
 	closeIdle func()
 	// maxPerConn > 0 closes a connection after that many requests
 	// (max_requests_per_connection): HTTP/1.1 when > 1 (1 disables
@@ -263,7 +268,10 @@ type countingConn struct {
 }
 
 func (c *countingConn) Close() error {
-	c.once.Do(func() { c.stats.CxActive.Add(-1) })
+	c.once.Do(func() {
+		c.stats.CxActive.Add(-1)
+		c.stats.CxDestroy.Add(1)
+	})
 	return c.Conn.Close()
 }
 
@@ -317,9 +325,14 @@ func (cl *Cluster) buildTransport(idle time.Duration, maxPerConn uint32) {
 		ForceAttemptHTTP2:      false,
 		DisableKeepAlives:      maxPerConn == 1,
 		ExpectContinueTimeout:  0,
-		MaxResponseHeaderBytes: 1 << 20,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}
-	cl.transport, cl.closeIdle = t, t.CloseIdleConnections
+	cl.h1 = newH1Pool(cl, idle, maxPerConn)
+	cl.transport = t
+	cl.closeIdle = func() {
+		t.CloseIdleConnections()
+		cl.h1.close()
+	}
 }
 
 // hostsFromCLA converts a load assignment into hosts, reusing the state

@@ -120,6 +120,9 @@ func (cl *Cluster) ReleaseRetry() { cl.retriesActive.Add(-1) }
 // RoundTrip sends req (whose URL already names the host) on the cluster's
 // pooled transport.
 func (cl *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
+	if cl.h1 != nil && cl.h1.handles(req) {
+		return cl.h1.roundTrip(req, nil)
+	}
 	if cl.maxPerConn > 0 {
 		req = cl.traced(req, nil)
 	}
@@ -131,6 +134,9 @@ func (cl *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
 // log's upstream_local_address). *local is unchanged when no connection
 // was obtained.
 func (cl *Cluster) RoundTripLocal(req *http.Request, local *net.Addr) (*http.Response, error) {
+	if cl.h1 != nil && cl.h1.handles(req) {
+		return cl.h1.roundTrip(req, local)
+	}
 	return cl.transport.RoundTrip(cl.traced(req, local))
 }
 
