@@ -188,6 +188,7 @@ func (p *Proxy) statLines() [][2]string {
 			add(pre+"upstream_cx_total", st.CxTotal.Load())
 			add(pre+"upstream_cx_active", st.CxActive.Load())
 			add(pre+"upstream_cx_connect_fail", st.CxConnectFail.Load())
+			add(pre+"upstream_cx_destroy", st.CxDestroy.Load())
 			add(pre+"upstream_cx_max_requests", st.CxMaxRequests.Load())
 			add(pre+"outlier_detection.ejections_total", st.OutlierEjections.Load())
 			add(pre+"upstream_cx_none_healthy", st.NoHealthyUpstream.Load())
