@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -80,38 +81,49 @@ func TestProxyStatusAndConfig(t *testing.T) {
 	admin := startMesh(t)
 
 	// The table: one line per proxy, the accepting one synced, the
-	// rejecting one NACKED on RDS.
-	var out string
-	deadline := time.Now().Add(10 * time.Second)
+	// rejecting one NACKED on RDS. Wait for exactly that (each row on its
+	// own: a count of SYNCED over the whole table can be reached while
+	// productpage still waits for an ACK); the bound only matters when it
+	// never comes.
+	rowsWant := func(out string) error {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") {
+			return errors.New("want a header and two rows")
+		}
+		for _, l := range lines[1:] {
+			f := strings.Fields(l)
+			if len(f) < 6 {
+				return fmt.Errorf("row %q: too few columns", l)
+			}
+			switch f[0] {
+			case "productpage-v1.default":
+				if f[2] != "SYNCED" || f[3] != "SYNCED" || f[4] != "SYNCED" || f[5] != "SYNCED" {
+					return fmt.Errorf("productpage row %q: want CDS LDS EDS RDS synced", l)
+				}
+			case "reviews-v1.default":
+				if f[5] != "NACKED" {
+					return fmt.Errorf("reviews row %q: want RDS NACKED", l)
+				}
+			default:
+				return fmt.Errorf("unexpected row %q", l)
+			}
+		}
+		return nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var code int
-		code, out, _ = run(t, "", "proxy-status", "--weftd", admin)
+		code, out, _ := run(t, "", "proxy-status", "--weftd", admin)
 		if code != 0 {
 			t.Fatalf("proxy-status exit %d: %s", code, out)
 		}
-		if strings.Contains(out, "NACKED") && strings.Count(out, "SYNCED") >= 4 || time.Now().After(deadline) {
+		err := rowsWant(out)
+		if err == nil {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") {
-		t.Fatalf("proxy-status table:\n%s", out)
-	}
-	for _, l := range lines[1:] {
-		f := strings.Fields(l)
-		switch f[0] {
-		case "productpage-v1.default":
-			if f[2] != "SYNCED" || f[3] != "SYNCED" || f[4] != "SYNCED" || f[5] != "SYNCED" {
-				t.Errorf("productpage row %q: want CDS LDS EDS RDS synced", l)
-			}
-		case "reviews-v1.default":
-			if f[5] != "NACKED" {
-				t.Errorf("reviews row %q: want RDS NACKED", l)
-			}
-		default:
-			t.Errorf("unexpected row %q", l)
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy-status after 30s: %v; table:\n%s", err, out)
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	// The detail of the rejecting proxy quotes its reason.
