@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -364,6 +366,7 @@ func (e *env) runControlPlane(ctx context.Context, proxies int) (*report.Result,
 	tick := time.NewTicker(interval)
 	t0 := time.Now()
 	changes := 0
+	var lastApplied time.Time // when the last change was in weftd's model
 	for time.Since(t0) < churnFor && cctx.Err() == nil {
 		<-tick.C
 		changes++
@@ -372,6 +375,7 @@ func (e *env) runControlPlane(ctx context.Context, proxies int) (*report.Result,
 			tick.Stop()
 			return nil, err
 		}
+		lastApplied = time.Now()
 	}
 	tick.Stop()
 	elapsed := time.Since(t0)
@@ -382,28 +386,34 @@ func (e *env) runControlPlane(ctx context.Context, proxies int) (*report.Result,
 	if err != nil {
 		return nil, err
 	}
-	stop := time.Now()
 	respDuring := cs.total.Load() - respBefore
-	// Every proxy sees the churned services: wait until each has answered
-	// a response sent after the last change.
-	updatedAfter := func() int {
-		n := 0
-		for i := range cs.last {
-			if cs.last[i].Load() > stop.UnixNano() {
-				n++
-			}
-		}
-		return n
+	// Wait until weftd has every proxy synced at the model version of the
+	// last change (a push at the debounce maximum may have carried it
+	// before the churn loop ended, so "a response after the churn" is not
+	// the condition); a proxy's lag is from the last change to its last
+	// response, 0 if it had it already.
+	final, err := settledModelVersion(cctx, admin)
+	if err != nil {
+		return nil, err
 	}
-	if err := cs.settle(cctx, time.Second, 5*time.Minute, func() bool { return updatedAfter() == proxies }); err != nil {
+	var unsynced int
+	syncedAll := func() bool {
+		n, err := unsyncedProxies(admin, final, proxies)
+		if err != nil {
+			n = proxies
+		}
+		unsynced = n
+		return n == 0
+	}
+	if err := cs.settle(cctx, time.Second, 5*time.Minute, syncedAll); err != nil {
 		if ferr := failed(); ferr != nil {
 			return nil, ferr
 		}
-		return nil, fmt.Errorf("after churn: %d of %d proxies received the last change: %w", updatedAfter(), proxies, err)
+		return nil, fmt.Errorf("after churn: %d of %d proxies not synced at model version %d: %w", unsynced, proxies, final, err)
 	}
 	var lags []float64
 	for i := range cs.last {
-		lags = append(lags, float64(cs.last[i].Load()-stop.UnixNano())/1e6)
+		lags = append(lags, max(0, float64(cs.last[i].Load()-lastApplied.UnixNano())/1e6))
 	}
 	slices.Sort(lags)
 	lag := lags[min(len(lags)-1, len(lags)*99/100)]
@@ -434,4 +444,75 @@ func (e *env) runControlPlane(ctx context.Context, proxies int) (*report.Result,
 	e.note("scenario 6, %d proxies: weftd used %.1f CPU-s in all and the simulated proxies (the harness process, on the load CPU) %.1f CPU-s; %d pushes, %d churn changes; %d responses answered by the simulated proxies, %d of them during the churn%s",
 		proxies, (end.CPU - cpStart.CPU).Seconds(), (selfEnd.CPU - self.CPU).Seconds(), e.cfg.reps, changes, cs.total.Load(), respDuring, resets)
 	return &res, nil
+}
+
+// modelVersion reads weftd's model snapshot version from its metrics.
+func modelVersion(admin string) (uint64, error) {
+	resp, err := http.Get(admin + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "weft_config_snapshot_version "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return uint64(f), err
+		}
+	}
+	return 0, fmt.Errorf("%s/metrics has no weft_config_snapshot_version", admin)
+}
+
+// settledModelVersion waits until weftd's model version stays the same
+// for 300 ms (the API applies changes to the model asynchronously) and
+// returns it.
+func settledModelVersion(ctx context.Context, admin string) (uint64, error) {
+	prev, err := modelVersion(admin)
+	for err == nil {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+		var v uint64
+		if v, err = modelVersion(admin); err == nil && v == prev {
+			return v, nil
+		}
+		prev = v
+	}
+	return 0, err
+}
+
+// unsyncedProxies counts the proxies weftd's /debug/syncz does not show
+// connected and synced (every type acknowledged) at model version v or
+// later, out of want.
+func unsyncedProxies(admin string, v uint64, want int) (int, error) {
+	resp, err := http.Get(admin + "/debug/syncz")
+	if err != nil {
+		return want, err
+	}
+	defer resp.Body.Close()
+	var status []struct {
+		ModelVersion uint64 `json:"modelVersion"`
+		Types        []struct {
+			State string `json:"state"`
+		} `json:"types"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&status); err != nil {
+		return want, err
+	}
+	synced := 0
+	for _, p := range status {
+		ok := p.ModelVersion >= v
+		for _, t := range p.Types {
+			ok = ok && t.State == "SYNCED"
+		}
+		if ok {
+			synced++
+		}
+	}
+	return want - synced, nil
 }
