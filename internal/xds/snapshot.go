@@ -163,12 +163,6 @@ func (m *encodingMemo) lookup(cla *endpoint.ClusterLoadAssignment) (encoded, boo
 	return memoLookup(&m.mu, &m.m, cla)
 }
 
-func (m *encodingMemo) store(cla *endpoint.ClusterLoadAssignment, e encoded) {
-	if m != nil {
-		memoStore(&m.mu, &m.m, cla, e)
-	}
-}
-
 // lookupResource and storeResource remember the encodings of the
 // resource types the translator shares: endpoint assignments and
 // clusters.
