@@ -386,6 +386,18 @@ func inboundPortChains(p inboundPort, mode mtlsMode, statPrefix string) (chains 
 		if p.protocol.IsHTTP() {
 			mc.Filters = httpChain(nil, "").Filters
 		}
+		if p.protocol == model.ProtocolUnknown {
+			// As Istio: the client's ALPN tells HTTP requests (the
+			// client sniffed HTTP) from other connections.
+			httpMatch, tcpMatch := mtlsSniffMatches(p.port, mode)
+			chains = append(chains, &listener.FilterChain{
+				Name:             cl + "-mtls-http",
+				FilterChainMatch: httpMatch,
+				TransportSocket:  inboundMTLSSocket(true),
+				Filters:          httpChain(nil, "").Filters,
+			})
+			mc.FilterChainMatch = tcpMatch
+		}
 		chains = append(chains, mc)
 	}
 	if mode == mtlsPermissive {

@@ -105,19 +105,43 @@ func modeOf(m *security.PeerAuthentication_MutualTLS) (mtlsMode, bool) {
 	return 0, false
 }
 
+// ALPN lists of Istio's inbound mTLS filter chains (Istio's
+// allIstioMtlsALPNs, mtlsHTTPALPNs and mtlsTCPWithMxcALPNs): client
+// sidecars offer "istio-peer-exchange", "istio" on TCP connections and,
+// for HTTP requests, "istio-http/1.0", "istio-http/1.1" or "istio-h2"
+// before "istio" (the istio.alpn filter).
+var (
+	allIstioMTLSALPN  = []string{"istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"}
+	istioMTLSHTTPALPN = []string{"istio-http/1.0", "istio-http/1.1", "istio-h2"}
+	istioMTLSTCPALPN  = []string{"istio-peer-exchange", "istio"}
+)
+
 // mtlsMatch is the filter chain match of mesh mTLS connections to a port
-// (0: any port). In PERMISSIVE mode only TLS offering Istio's ALPN is mesh
-// traffic (an application's own TLS passes through as plain text); in
-// STRICT mode every TLS connection must be mesh mTLS.
+// (0: any port). In PERMISSIVE mode only TLS offering one of Istio's ALPN
+// values is mesh traffic (an application's own TLS passes through as
+// plain text); in STRICT mode every TLS connection must be mesh mTLS.
 func mtlsMatch(port uint32, mode mtlsMode) *listener.FilterChainMatch {
 	m := &listener.FilterChainMatch{TransportProtocol: "tls"}
 	if port != 0 {
 		m.DestinationPort = u32(port)
 	}
 	if mode == mtlsPermissive {
-		m.ApplicationProtocols = istioALPN
+		m.ApplicationProtocols = allIstioMTLSALPN
 	}
 	return m
+}
+
+// mtlsSniffMatches are the matches of a port of unknown protocol under
+// mesh mTLS, as Istio's: HTTP requests (Istio's HTTP ALPN values) to the
+// HTTP chain, other mesh connections (PERMISSIVE: offering Istio's TCP
+// ALPN; STRICT: any TLS) to the TCP chain.
+func mtlsSniffMatches(port uint32, mode mtlsMode) (http, tcp *listener.FilterChainMatch) {
+	http = &listener.FilterChainMatch{DestinationPort: u32(port), TransportProtocol: "tls", ApplicationProtocols: istioMTLSHTTPALPN}
+	tcp = &listener.FilterChainMatch{DestinationPort: u32(port), TransportProtocol: "tls"}
+	if mode == mtlsPermissive {
+		tcp.ApplicationProtocols = istioMTLSTCPALPN
+	}
+	return http, tcp
 }
 
 // inboundMTLSSocket is the server side of mesh mTLS: the workload

@@ -12,6 +12,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/weftmesh/weft/internal/ca/spiffe"
 	"github.com/weftmesh/weft/internal/proxy/sds"
 )
 
@@ -28,14 +29,56 @@ type socketMatch struct {
 	name  string
 	match map[string]string
 	tls   *tls.Config
+	// httpTLS is tls for HTTP requests (Istio's ALPN override).
+	httpTLS *tls.Config
 }
 
 // transportSockets is a cluster's per-endpoint TLS choice, made when a
 // connection is dialed: the first matching entry of matches, else
-// fallback (the cluster's transport_socket; nil: plaintext).
+// fallback (the cluster's transport_socket; nil: plaintext). httpFallback
+// is fallback for HTTP requests.
 type transportSockets struct {
-	matches  []socketMatch
-	fallback *tls.Config
+	matches      []socketMatch
+	fallback     *tls.Config
+	httpFallback *tls.Config
+}
+
+// Istio's in-mesh ALPN: a cluster's TLS context offering "istio" (with
+// or without "istio-peer-exchange") is Istio mutual TLS. Istio's client
+// sidecars replace that list for HTTP requests (the istio.alpn HTTP
+// filter, per upstream protocol) so that a server's inbound listener
+// picks its HTTP filter chain on ports of unknown protocol; tcp_proxy
+// connections keep the cluster's list (the TCP metadata exchange chain).
+const istioInMeshALPN = "istio"
+
+var (
+	istioHTTP11ALPN = []string{"istio-http/1.1", "istio", "http/1.1"}
+	istioHTTP2ALPN  = []string{"istio-h2", "istio", "h2"}
+)
+
+// httpVariant is cfg for HTTP requests: under Istio mutual TLS the ALPN
+// list becomes Istio's HTTP list for the cluster's protocol (h2 or
+// http/1.1); any other TLS (a DestinationRule's SIMPLE or MUTUAL, whose
+// clusters Istio marks alpn_override false) is used unchanged.
+func httpVariant(cfg *tls.Config, alpn []string, h2 bool) *tls.Config {
+	if cfg == nil || !contains(alpn, istioInMeshALPN) {
+		return cfg
+	}
+	c := cfg.Clone()
+	c.NextProtos = istioHTTP11ALPN
+	if h2 {
+		c.NextProtos = istioHTTP2ALPN
+	}
+	return c
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // compileTLS compiles the cluster's transport_socket and
@@ -53,23 +96,24 @@ func (cl *Cluster) compileTLS(field string, c *clusterv3.Cluster, sec *sds.Store
 	ts := &transportSockets{}
 	secured := false
 	if s := c.GetTransportSocket(); s != nil {
-		cfg, _, err := compileSocket(field+".transport_socket", s, sec, appProto)
+		cfg, _, alpn, err := compileSocket(field+".transport_socket", s, sec, appProto)
 		if err != nil {
 			return err
 		}
 		ts.fallback = cfg
+		ts.httpFallback = httpVariant(cfg, alpn, cl.HTTP2)
 		secured = cfg != nil
 	}
 	for i, m := range c.GetTransportSocketMatches() {
 		f := fmt.Sprintf("%s.transport_socket_matches[%d] (%s)", field, i, m.GetName())
-		cfg, needsIdentity, err := compileSocket(f+".transport_socket", m.GetTransportSocket(), sec, appProto)
+		cfg, needsIdentity, alpn, err := compileSocket(f+".transport_socket", m.GetTransportSocket(), sec, appProto)
 		if err != nil {
 			return err
 		}
 		if needsIdentity && !sec.HasIdentity() {
 			continue
 		}
-		sm := socketMatch{name: m.GetName(), match: map[string]string{}, tls: cfg}
+		sm := socketMatch{name: m.GetName(), match: map[string]string{}, tls: cfg, httpTLS: httpVariant(cfg, alpn, cl.HTTP2)}
 		for k, v := range m.GetMatch().GetFields() {
 			sv, ok := v.GetKind().(*structpb.Value_StringValue)
 			if !ok {
@@ -87,29 +131,33 @@ func (cl *Cluster) compileTLS(field string, c *clusterv3.Cluster, sec *sds.Store
 }
 
 // compileSocket compiles one transport socket: nil for raw_buffer, else a
-// client TLS config. needsIdentity tells whether it names SDS secrets.
-func compileSocket(field string, s *corev3.TransportSocket, sec *sds.Store, appProto string) (*tls.Config, bool, error) {
+// client TLS config. needsIdentity tells whether it names SDS secrets;
+// alpn is the context's ALPN list.
+func compileSocket(field string, s *corev3.TransportSocket, sec *sds.Store, appProto string) (cfg *tls.Config, needsIdentity bool, alpn []string, err error) {
 	if s == nil || s.GetName() == rawBufferSocket || s.GetTypedConfig().GetTypeUrl() == "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer" {
-		return nil, false, nil
+		return nil, false, nil, nil
 	}
 	if s.GetTypedConfig().GetTypeUrl() != upstreamTLSType {
-		return nil, false, fmt.Errorf("%s: %q not supported", field, s.GetName())
+		return nil, false, nil, fmt.Errorf("%s: %q not supported", field, s.GetName())
 	}
 	utc := &tlsv3.UpstreamTlsContext{}
 	if err := s.GetTypedConfig().UnmarshalTo(utc); err != nil {
-		return nil, false, fmt.Errorf("%s: %v", field, err)
+		return nil, false, nil, fmt.Errorf("%s: %v", field, err)
 	}
-	cfg, err := sds.UpstreamConfig(field, utc, sec, appProto)
+	cfg, err = sds.UpstreamConfig(field, utc, sec, appProto)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
-	return cfg, sds.UsesSDS(utc.GetCommonTlsContext()), nil
+	return cfg, sds.UsesSDS(utc.GetCommonTlsContext()), utc.GetCommonTlsContext().GetAlpnProtocols(), nil
 }
 
 // tlsFor returns the TLS config for a connection to addr, or nil for
-// plaintext.
-func (ts *transportSockets) tlsFor(cl *Cluster, addr string) *tls.Config {
+// plaintext; http selects the variant for HTTP requests.
+func (ts *transportSockets) tlsFor(cl *Cluster, addr string, http bool) *tls.Config {
 	if len(ts.matches) == 0 {
+		if http {
+			return ts.httpFallback
+		}
 		return ts.fallback
 	}
 	var h *Host
@@ -121,8 +169,14 @@ func (ts *transportSockets) tlsFor(cl *Cluster, addr string) *tls.Config {
 	}
 	for _, m := range ts.matches {
 		if matchesMetadata(m.match, h) {
+			if http {
+				return m.httpTLS
+			}
 			return m.tls
 		}
+	}
+	if http {
+		return ts.httpFallback
 	}
 	return ts.fallback
 }
@@ -138,13 +192,13 @@ func matchesMetadata(match map[string]string, h *Host) bool {
 	return true
 }
 
-// secure wraps a dialed connection in TLS when the endpoint's transport
-// socket asks for it, and completes the handshake.
+// secure wraps a connection dialed for HTTP requests in TLS when the
+// endpoint's transport socket asks for it, and completes the handshake.
 func (cl *Cluster) secure(ctx context.Context, c net.Conn, addr string) (net.Conn, error) {
 	if cl.sockets == nil {
 		return c, nil
 	}
-	cfg := cl.sockets.tlsFor(cl, addr)
+	cfg := cl.sockets.tlsFor(cl, addr, true)
 	if cfg == nil {
 		return c, nil
 	}
@@ -168,7 +222,7 @@ func (cl *Cluster) DialHost(ctx context.Context, h *Host) (net.Conn, error) {
 	if cl.sockets == nil {
 		return c, nil
 	}
-	cfg := cl.sockets.tlsFor(cl, h.Addr)
+	cfg := cl.sockets.tlsFor(cl, h.Addr, false)
 	if cfg == nil {
 		return c, nil
 	}
@@ -178,6 +232,29 @@ func (cl *Cluster) DialHost(ctx context.Context, h *Host) (net.Conn, error) {
 		return nil, &ConnectError{Err: fmt.Errorf("TLS handshake: %w", err)}
 	}
 	return tc, nil
+}
+
+// PeerPrincipal is the SPIFFE ID of the verified server certificate of
+// an upstream connection this package dialed (as handed to
+// httptrace.GotConn), or "" when the connection is plaintext or the
+// certificate has none: Istio's destination_principal on the client side.
+func PeerPrincipal(c net.Conn) string {
+	if rc, ok := c.(*requestCountingConn); ok {
+		c = rc.Conn
+	}
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return ""
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return ""
+	}
+	id, err := spiffe.FromCertificate(certs[0])
+	if err != nil {
+		return ""
+	}
+	return id.String()
 }
 
 // socketMatchMetadata reads the endpoint's "envoy.transport_socket_match"
