@@ -425,6 +425,11 @@ func TestMeshTrafficIsMutualTLS(t *testing.T) {
 	if !found {
 		t.Fatalf("server sidecar has no istio_requests_total with %v:\n%s", want, text)
 	}
+	// The client side reads destination_principal from the server's
+	// certificate, as Istio does.
+	if ct := metrics(t, m.client); !hasSeries(ct, "istio_requests_total{", `reporter="source"`, `destination_principal="`+serverID+`"`, `response_code="200"`) {
+		t.Errorf("client sidecar has no istio_requests_total with reporter=source, destination_principal=%s:\n%s", serverID, ct)
+	}
 	if _, id := secretSerial(t, m.server); id != serverID {
 		t.Errorf("server config_dump identity = %q, want %s", id, serverID)
 	}
@@ -666,4 +671,22 @@ func TestImpostorServerIsRejected(t *testing.T) {
 	if cl.Stats.CxConnectFail.Load() == 0 {
 		t.Error("no failed upstream connection counted: the handshake did not fail")
 	}
+}
+
+// hasSeries reports whether a line of the Prometheus text starts with
+// prefix and contains every label of want.
+func hasSeries(text, prefix string, want ...string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(line, w)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }

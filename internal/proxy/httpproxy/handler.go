@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
 	"strconv"
@@ -257,6 +258,9 @@ type attemptResult struct {
 	status  int // status to report if err != nil
 	connect bool
 	timeout bool
+	// principal is the SPIFFE ID of the upstream's verified certificate
+	// ("" in plain text).
+	principal string
 }
 
 func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Route, wi int, cl *upstream.Cluster, cors *router.Cors, info *Info) {
@@ -448,6 +452,7 @@ func (h *Handler) forward(w *responseWriter, r *http.Request, route *router.Rout
 		sent := time.Now()
 		res = h.attempt(ctx, cl, host, out, route, &info.UpstreamLocalAddress, &w.upstreamBody)
 		info.UpstreamServiceTime = time.Since(sent)
+		info.UpstreamPrincipal = res.principal
 		if retrying {
 			cl.ReleaseRetry()
 			retrying = false
@@ -598,6 +603,14 @@ func (h *Handler) attempt(ctx context.Context, cl *upstream.Cluster, host *upstr
 		tryCtx, cancel = context.WithTimeout(ctx, route.Retry.PerTryTimeout)
 		req = out.WithContext(tryCtx)
 	}
+	var principal string
+	if cl.Secured() {
+		// Istio's client-side destination_principal is the upstream
+		// certificate's URI SAN (upstream.uri_san_peer_certificate).
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { principal = upstream.PeerPrincipal(i.Conn) },
+		}))
+	}
 	host.Active.Add(1)
 	*local = nil
 	resp, err := cl.RoundTripLocal(req, local)
@@ -611,21 +624,21 @@ func (h *Handler) attempt(ctx context.Context, cl *upstream.Cluster, host *upstr
 		switch {
 		case errors.As(err, &ce):
 			cl.Record(host, 0)
-			return attemptResult{err: err, flag: FlagConnectFailure, status: http.StatusServiceUnavailable, connect: true}
+			return attemptResult{err: err, flag: FlagConnectFailure, status: http.StatusServiceUnavailable, connect: true, principal: principal}
 		case tryCtx.Err() != nil && ctx.Err() == nil:
 			cl.Record(host, 504)
 			cl.Stats.RqTimeout.Add(1)
-			return attemptResult{err: err, flag: FlagTimeout, status: http.StatusGatewayTimeout, timeout: true}
+			return attemptResult{err: err, flag: FlagTimeout, status: http.StatusGatewayTimeout, timeout: true, principal: principal}
 		default:
 			cl.Record(host, 0)
-			return attemptResult{err: err, flag: FlagReset, status: http.StatusServiceUnavailable}
+			return attemptResult{err: err, flag: FlagReset, status: http.StatusServiceUnavailable, principal: principal}
 		}
 	}
 	cl.Record(host, resp.StatusCode)
 	// Release the breaker slot and per-try timer when the body is done.
 	*rb = releasingBody{ReadCloser: resp.Body, release: release, cancel: cancel}
 	resp.Body = rb
-	return attemptResult{resp: resp, status: resp.StatusCode}
+	return attemptResult{resp: resp, status: resp.StatusCode, principal: principal}
 }
 
 // teeBody passes a request body through to the first attempt and

@@ -111,6 +111,10 @@ type Info struct {
 	// "" when it is the connection's remote address. Envoy logs it as
 	// %DOWNSTREAM_REMOTE_ADDRESS%.
 	ClientAddress string
+	// UpstreamPrincipal is the SPIFFE ID of the upstream's verified
+	// certificate on the last attempt's connection, "" in plain text
+	// (Istio's client-side destination_principal).
+	UpstreamPrincipal string
 	// DownstreamPeer is the client workload's metadata from Istio's peer
 	// metadata exchange (inbound), UpstreamPeer the server's (outbound);
 	// nil when the peer sent none.

@@ -155,6 +155,10 @@ type seriesKey struct {
 	// exchanged is the peer's metadata from the metadata exchange: the
 	// client's on inbound requests, the server's on outbound ones.
 	exchanged peermeta.Peer
+	// http marks HTTP requests; upPrincipal is then, on outbound ones,
+	// the upstream certificate's SPIFFE ID ("" in plain text).
+	http        bool
+	upPrincipal string
 }
 
 type histogram struct {
@@ -212,10 +216,13 @@ func New(l Local) *Metrics {
 
 // Observe records one request.
 func (m *Metrics) Observe(i *httpproxy.Info) {
-	k := seriesKey{host: i.Upstream, cluster: i.Cluster, code: i.Status, flags: i.Flags, grpc: i.GRPC, grpcStatus: i.GRPCStatus}
+	k := seriesKey{host: i.Upstream, cluster: i.Cluster, code: i.Status, flags: i.Flags, grpc: i.GRPC, grpcStatus: i.GRPCStatus, http: true}
 	k.inbound = strings.HasPrefix(i.Cluster, "inbound|") || i.Conn != nil && i.Conn.Listener == "virtualInbound"
 	if k.inbound && i.Conn != nil && i.Conn.Peer != nil {
 		k.mtls, k.principal = true, i.Conn.Peer.Principal
+	}
+	if !k.inbound {
+		k.upPrincipal = i.UpstreamPrincipal
 	}
 	if k.inbound && i.DownstreamPeer != nil {
 		k.exchanged = *i.DownstreamPeer
@@ -250,6 +257,12 @@ func (m *Metrics) render(k seriesKey) string {
 	if k.exchanged != (peermeta.Peer{}) {
 		dst = fromExchange(k.exchanged)
 		dst.principal = hostPeer(k.host).principal
+	}
+	if k.http {
+		// Istio's client side reads the principal from the upstream
+		// connection's certificate (unknown in plain text), never from
+		// endpoint metadata.
+		dst.principal = k.upPrincipal
 	}
 	dst.canonicalRevision = firstOf(dst.canonicalRevision, "latest")
 	reporter, security := "source", "unknown"

@@ -234,6 +234,10 @@ func (cl *Cluster) DialHost(ctx context.Context, h *Host) (net.Conn, error) {
 	return tc, nil
 }
 
+// Secured reports whether some endpoint of the cluster is reached over
+// TLS (its transport socket or a socket match is TLS).
+func (cl *Cluster) Secured() bool { return cl.sockets != nil }
+
 // PeerPrincipal is the SPIFFE ID of the verified server certificate of
 // an upstream connection this package dialed (as handed to
 // httptrace.GotConn), or "" when the connection is plaintext or the
