@@ -791,6 +791,11 @@ func (h *Handler) mirror(out *http.Request, body []byte, cluster string) {
 		if hst == nil {
 			return
 		}
+		if h.PeerExchange != nil && !h.Inbound {
+			// The shadow carries the peer metadata like the original
+			// (Istio's exchange runs before the router copies it).
+			h.PeerExchange.Propagate(m.Header, cl, hst)
+		}
 		release, err := cl.Acquire(ctx)
 		if err != nil {
 			return
