@@ -316,6 +316,9 @@ func TCPEntry(start time.Time, d time.Duration, cluster string, host *upstream.H
 		e.UpstreamTransportFailure = "connection_failure"
 	}
 	connFields(&e, conn)
+	if conn != nil {
+		e.ConnectionTerminationDetails = conn.TerminationDetails // network RBAC denial
+	}
 	return e
 }
 

@@ -35,6 +35,10 @@ type ConnInfo struct {
 	// metadata from Istio's TCP metadata exchange (tcp_proxy on mesh
 	// mTLS), nil when none was exchanged.
 	DownstreamPeer, UpstreamPeer *peermeta.Peer
+	// TerminationDetails is why a network filter closed the connection
+	// (Envoy's %CONNECTION_TERMINATION_DETAILS%, e.g. the network RBAC
+	// filter's "rbac_access_denied_matched_policy[none]"), "" otherwise.
+	TerminationDetails string
 }
 
 type connKey struct{}

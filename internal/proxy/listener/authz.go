@@ -3,6 +3,7 @@ package listener
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	httprbac "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
@@ -54,10 +55,11 @@ func compileNetworkRBAC(field string, tc *anypb.Any) (*rbac.NetworkFilter, bool,
 
 // connAllowed applies the chain's network RBAC to a new connection; cs
 // is its TLS state once the chain terminated TLS (the peer's mTLS
-// identity), nil for plain-text chains.
-func (c *Chain) connAllowed(f *connFacts, cs *tls.ConnectionState) bool {
+// identity), nil for plain-text chains. A denial returns Envoy's
+// connection_termination_details.
+func (c *Chain) connAllowed(f *connFacts, cs *tls.ConnectionState) (ok bool, details string) {
 	if len(c.NetworkRBAC) == 0 {
-		return true
+		return true, ""
 	}
 	sni := f.in.serverName
 	if cs != nil {
@@ -65,11 +67,27 @@ func (c *Chain) connAllowed(f *connFacts, cs *tls.ConnectionState) bool {
 	}
 	a := rbac.ConnAttributes(f.remote, f.local, sni, cs)
 	for _, nr := range c.NetworkRBAC {
-		if !nr.Allowed(a) {
-			return false
+		if ok, details := nr.Check(a); !ok {
+			return false, details
 		}
 	}
-	return true
+	return true, ""
+}
+
+// denied closes a connection the chain's network RBAC refused. In front
+// of tcp_proxy, Envoy's tcp_proxy has picked its cluster when the
+// connection opened, and its access log records the closed connection
+// with the RBAC filter's connection_termination_details and no response
+// flag; the connection is reported to the TCP observer likewise (nothing
+// sent or received). An HTTP chain logs nothing (no request was made).
+func (m *Manager) denied(c net.Conn, chain *Chain, info *httpproxy.ConnInfo, details string) {
+	c.Close()
+	if chain.TCP == nil || len(chain.TCP.Clusters) == 0 || m.TCPObserver == nil {
+		return
+	}
+	info.TerminationDetails = details
+	m.TCPObserver.TCPOpened(chain.TCP.Clusters[0].Name, nil, info)
+	m.TCPObserver.TCPClosed(chain.TCP.Clusters[0].Name, nil, info, "", 0, 0)
 }
 
 // pathNormalization reads normalize_path, merge_slashes and

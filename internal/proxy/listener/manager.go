@@ -294,9 +294,15 @@ func (m *Manager) serveConn(c net.Conn, l *Listener) {
 	}
 	facts.remote, _ = netip.ParseAddrPort(info.RemoteAddr)
 	chain := l.selectChain(&facts)
-	if chain == nil || chain.TLS == nil && !chain.connAllowed(&facts, nil) {
+	if chain == nil {
 		c.Close()
 		return
+	}
+	if chain.TLS == nil {
+		if ok, details := chain.connAllowed(&facts, nil); !ok {
+			m.denied(c, chain, info, details)
+			return
+		}
 	}
 	if chain.TCP != nil {
 		if chain.TLS != nil {
@@ -306,8 +312,9 @@ func (m *Manager) serveConn(c net.Conn, l *Listener) {
 				c.Close()
 				return
 			}
-			if st := tc.ConnectionState(); !chain.connAllowed(&facts, &st) {
-				tc.Close()
+			st := tc.ConnectionState()
+			if ok, details := chain.connAllowed(&facts, &st); !ok {
+				m.denied(tc, chain, info, details)
 				return
 			}
 			conn, raw := net.Conn(tc), net.Conn(tc)
@@ -332,8 +339,9 @@ func (m *Manager) serveConn(c net.Conn, l *Listener) {
 			c.Close()
 			return
 		}
-		if st := tc.ConnectionState(); !chain.connAllowed(&facts, &st) {
-			tc.Close()
+		st := tc.ConnectionState()
+		if ok, details := chain.connAllowed(&facts, &st); !ok {
+			m.denied(tc, chain, info, details)
 			return
 		}
 		hc = tc

@@ -202,11 +202,8 @@ func (f *HTTPFilter) Decode(r *http.Request, st *httpproxy.FilterState) *httppro
 	ok, name := f.rules.Allowed(a)
 	if !ok {
 		f.Stats.Denied.Add(1)
-		if name == "" {
-			name = "none"
-		}
 		return &httpproxy.LocalReply{Status: http.StatusForbidden, Body: "RBAC: access denied",
-			Details: "rbac_access_denied_matched_policy[" + name + "]"}
+			Details: DeniedDetails(name)}
 	}
 	f.Stats.Allowed.Add(1)
 	return nil
@@ -305,6 +302,16 @@ func CompileNetwork(field string, c *netrbac.RBAC) (*NetworkFilter, error) {
 
 // Allowed reports whether a connection may proceed.
 func (f *NetworkFilter) Allowed(a *Attributes) bool {
+	ok, _ := f.Check(a)
+	return ok
+}
+
+// Check reports whether a connection may proceed and, when it may not,
+// what Envoy's network RBAC filter sets as the connection's
+// connection_termination_details before closing it:
+// "rbac_access_denied_matched_policy[NAME]", NAME the matched policy or
+// "none". Envoy sets no response flag for it.
+func (f *NetworkFilter) Check(a *Attributes) (ok bool, details string) {
 	if f.shadow != nil {
 		if ok, _ := f.shadow.Allowed(a); ok {
 			f.Stats.ShadowAllowed.Add(1)
@@ -312,11 +319,27 @@ func (f *NetworkFilter) Allowed(a *Attributes) bool {
 			f.Stats.ShadowDenied.Add(1)
 		}
 	}
-	ok, _ := f.rules.Allowed(a)
+	ok, name := f.rules.Allowed(a)
 	if ok {
 		f.Stats.Allowed.Add(1)
-	} else {
-		f.Stats.Denied.Add(1)
+		return true, ""
 	}
-	return ok
+	f.Stats.Denied.Add(1)
+	return false, DeniedDetails(name)
+}
+
+// DeniedDetails is Envoy's RBAC denial detail for a matched policy name
+// ("" when none matched), whitespace replaced as Envoy does.
+func DeniedDetails(name string) string {
+	if name == "" {
+		name = "none"
+	}
+	name = strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '\t', '\f', '\v', '\n', '\r':
+			return '_'
+		}
+		return r
+	}, name)
+	return "rbac_access_denied_matched_policy[" + name + "]"
 }
