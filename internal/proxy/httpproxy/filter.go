@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -24,6 +25,11 @@ type FilterState struct {
 	// Metadata is Envoy's dynamic metadata: values by key by filter name.
 	// Values are strings, bools, float64, []any and map[string]any.
 	Metadata map[string]map[string]any
+	// ClientAddress is the trusted client address the connection manager
+	// took from X-Forwarded-For by its use_remote_address and
+	// xff_num_trusted_hops (Envoy's downstream remote address, which RBAC
+	// remote_ip matches); invalid when it is the connection's peer.
+	ClientAddress netip.Addr
 }
 
 // SetMetadata sets key in filter's namespace.
@@ -111,6 +117,11 @@ func (h *Handler) decodeFilters(w *responseWriter, r *http.Request, info *Info) 
 		return true
 	}
 	st := &FilterState{}
+	if info.ClientAddress != "" {
+		if ap, err := netip.ParseAddrPort(info.ClientAddress); err == nil {
+			st.ClientAddress = ap.Addr()
+		}
+	}
 	for _, f := range h.Filters {
 		if lr := f.Decode(r, st); lr != nil {
 			info.Flags = appendFlag(info.Flags, lr.Flag)

@@ -28,7 +28,7 @@ func compileSecurityFilter(field string, f *hcmv3.HttpFilter, h *hcmv3.HttpConne
 		if err := tc.UnmarshalTo(c); err != nil {
 			return nil, fmt.Errorf("%s: %v", field, err)
 		}
-		return rbac.CompileHTTP(field, c, h.GetUseRemoteAddress().GetValue())
+		return rbac.CompileHTTP(field, c)
 	case jwt.TypeURL:
 		c := &jwtv3.JwtAuthentication{}
 		if err := tc.UnmarshalTo(c); err != nil {

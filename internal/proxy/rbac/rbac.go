@@ -164,14 +164,12 @@ type Stats struct {
 // HTTPFilter is a compiled envoy.filters.http.rbac.
 type HTTPFilter struct {
 	rules, shadow *Engine
-	// trustXFF derives the remote address from X-Forwarded-For (HCM
-	// use_remote_address false), as Envoy does.
-	trustXFF bool
-	Stats    *Stats
+	Stats         *Stats
 }
 
-// CompileHTTP compiles the HTTP filter; useRemoteAddress is the HCM's.
-func CompileHTTP(field string, c *httprbac.RBAC, useRemoteAddress bool) (*HTTPFilter, error) {
+// CompileHTTP compiles the HTTP filter. Its remote_ip is the connection
+// manager's trusted client address (FilterState.ClientAddress).
+func CompileHTTP(field string, c *httprbac.RBAC) (*HTTPFilter, error) {
 	if c.GetMatcher() != nil || c.GetShadowMatcher() != nil {
 		return nil, fmt.Errorf("%s: matcher-based RBAC is not supported; use rules", field)
 	}
@@ -183,13 +181,13 @@ func CompileHTTP(field string, c *httprbac.RBAC, useRemoteAddress bool) (*HTTPFi
 	if err != nil {
 		return nil, err
 	}
-	return &HTTPFilter{rules: rules, shadow: shadow, trustXFF: !useRemoteAddress, Stats: &Stats{}}, nil
+	return &HTTPFilter{rules: rules, shadow: shadow, Stats: &Stats{}}, nil
 }
 
 // Decode implements httpproxy.Filter: 403 "RBAC: access denied" when the
 // rules deny the request.
 func (f *HTTPFilter) Decode(r *http.Request, st *httpproxy.FilterState) *httpproxy.LocalReply {
-	a := RequestAttributes(r, st, f.trustXFF)
+	a := RequestAttributes(r, st)
 	if f.shadow != nil {
 		if ok, name := f.shadow.Allowed(a); ok {
 			f.Stats.ShadowAllowed.Add(1)
@@ -209,8 +207,12 @@ func (f *HTTPFilter) Decode(r *http.Request, st *httpproxy.FilterState) *httppro
 	return nil
 }
 
-// RequestAttributes collects a request's attributes.
-func RequestAttributes(r *http.Request, st *httpproxy.FilterState, trustXFF bool) *Attributes {
+// RequestAttributes collects a request's attributes. Remote (remote_ip)
+// is the trusted client address the connection manager derived from
+// X-Forwarded-For (st.ClientAddress), as Envoy's RBAC reads the
+// downstream remote address the HCM set, else the connection's peer;
+// DirectRemote (direct_remote_ip, source_ip) is always the peer.
+func RequestAttributes(r *http.Request, st *httpproxy.FilterState) *Attributes {
 	a := &Attributes{HTTP: true, Method: r.Method, Host: r.Host, Headers: r.Header, Scheme: "http"}
 	a.Path = r.URL.EscapedPath()
 	if r.URL.RawQuery != "" {
@@ -228,16 +230,8 @@ func RequestAttributes(r *http.Request, st *httpproxy.FilterState, trustXFF bool
 	}
 	a.DirectRemote, _ = netip.ParseAddrPort(remote)
 	a.Remote = a.DirectRemote.Addr()
-	if trustXFF {
-		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-			last := xff[len(xff)-1]
-			if i := strings.LastIndexByte(last, ','); i >= 0 {
-				last = last[i+1:]
-			}
-			if ip, err := netip.ParseAddr(strings.TrimSpace(last)); err == nil {
-				a.Remote = ip
-			}
-		}
+	if st != nil && st.ClientAddress.IsValid() {
+		a.Remote = st.ClientAddress
 	}
 	a.DirectRemote = netip.AddrPortFrom(a.DirectRemote.Addr().Unmap(), a.DirectRemote.Port())
 	a.Remote = a.Remote.Unmap()

@@ -15,6 +15,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weftmesh/weft/internal/proxy/httpproxy"
 	"github.com/weftmesh/weft/internal/proxy/pathnorm"
 )
 
@@ -150,11 +151,14 @@ func TestRequestAttributesXFF(t *testing.T) {
 	r, _ := http.NewRequest("GET", "http://h/p?q=1", nil)
 	r.RemoteAddr = "10.0.0.1:1234"
 	r.Header.Set("X-Forwarded-For", "1.1.1.1, 2.2.2.2")
-	if a := RequestAttributes(r, nil, true); a.Remote.String() != "2.2.2.2" || a.DirectRemote.Addr().String() != "10.0.0.1" || a.Path != "/p?q=1" {
-		t.Errorf("trusted XFF: %+v", a)
+	st := &httpproxy.FilterState{ClientAddress: netip.MustParseAddr("2.2.2.2")}
+	if a := RequestAttributes(r, st); a.Remote.String() != "2.2.2.2" || a.DirectRemote.Addr().String() != "10.0.0.1" || a.Path != "/p?q=1" {
+		t.Errorf("trusted client address from the HCM: %+v", a)
 	}
-	if a := RequestAttributes(r, nil, false); a.Remote.String() != "10.0.0.1" {
-		t.Errorf("untrusted XFF: remote %v", a.Remote)
+	// XFF itself is never read: without the HCM's client address the
+	// remote is the peer.
+	if a := RequestAttributes(r, &httpproxy.FilterState{}); a.Remote.String() != "10.0.0.1" {
+		t.Errorf("no trusted client address: remote %v", a.Remote)
 	}
 }
 
@@ -257,7 +261,7 @@ func TestPeerIdentity(t *testing.T) {
 	cert := &x509.Certificate{URIs: []*url.URL{u}}
 	r, _ := http.NewRequest("GET", "https://h/p", nil)
 	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}, ServerName: "outbound_.9080_._.b.a.svc.cluster.local"}
-	a := RequestAttributes(r, nil, false)
+	a := RequestAttributes(r, nil)
 	if !a.Authenticated || a.Principal != u.String() || a.SNI != r.TLS.ServerName || a.Scheme != "https" {
 		t.Errorf("mTLS request: %+v", a)
 	}
@@ -266,7 +270,7 @@ func TestPeerIdentity(t *testing.T) {
 		t.Errorf("mTLS connection: %+v", c)
 	}
 	r.TLS = &tls.ConnectionState{}
-	if a := RequestAttributes(r, nil, false); a.Authenticated {
+	if a := RequestAttributes(r, nil); a.Authenticated {
 		t.Error("TLS without a client certificate is authenticated")
 	}
 }
