@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,6 +118,9 @@ func (p *h1Pool) roundTrip(req *http.Request, local *net.Addr) (*http.Response, 
 		}
 		if local != nil {
 			*local = c.nc.LocalAddr()
+		}
+		if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.GotConn != nil {
+			tr.GotConn(httptrace.GotConnInfo{Conn: c.nc}) // as net/http (callers read the TLS peer)
 		}
 		resp, retry, err := c.do(ctx, req)
 		if err == nil {

@@ -116,10 +116,10 @@ func istioMutualCluster(t *testing.T, addr string, alpn []string, h2 bool) *Clus
 	return cl
 }
 
-// get sends one HTTP request through cl and returns the response body
+// getThrough sends one HTTP request through cl and returns the response body
 // (the protocol the server saw) and the server's principal as
 // PeerPrincipal reads it from the connection.
-func get(t *testing.T, cl *Cluster, addr string) (proto, principal string) {
+func getThrough(t *testing.T, cl *Cluster, addr string) (proto, principal string) {
 	t.Helper()
 	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { principal = PeerPrincipal(i.Conn) }})
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/", nil)
@@ -151,7 +151,7 @@ func TestIstioMutualHTTPALPN(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cl := istioMutualCluster(t, srv.addr, []string{"istio-peer-exchange", "istio"}, tc.h2)
-			proto, principal := get(t, cl, srv.addr)
+			proto, principal := getThrough(t, cl, srv.addr)
 			if got := srv.last(); !slices.Equal(got, tc.wantALPN) {
 				t.Errorf("HTTP request offered ALPN %q, want %q", got, tc.wantALPN)
 			}
@@ -182,7 +182,7 @@ func TestIstioMutualHTTPALPN(t *testing.T) {
 func TestNonIstioTLSKeepsALPN(t *testing.T) {
 	srv := startALPNServer(t, "spiffe://cluster.local/ns/x/sa/y")
 	cl := istioMutualCluster(t, srv.addr, []string{"http/1.1"}, false)
-	get(t, cl, srv.addr)
+	getThrough(t, cl, srv.addr)
 	if got, want := srv.last(), []string{"http/1.1"}; !slices.Equal(got, want) {
 		t.Errorf("offered %q, want %q", got, want)
 	}
