@@ -125,6 +125,10 @@ spec:
     bind: {{SERVER}}
     captureMode: NONE
     defaultEndpoint: 0.0.0.0:19000
+  - port: {number: 9082, name: web}
+    bind: {{SERVER}}
+    captureMode: NONE
+    defaultEndpoint: 0.0.0.0:19080
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -144,6 +148,16 @@ spec:
   location: MESH_INTERNAL
   resolution: STATIC
   ports: [{number: 9000, name: tcp, protocol: TCP}]
+  workloadSelector: {labels: {app: reviews}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews-auto, namespace: default}
+spec:
+  hosts: [reviews-auto.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9082, name: web}]
   workloadSelector: {labels: {app: reviews}}
 `
 
