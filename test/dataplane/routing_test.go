@@ -510,6 +510,18 @@ http:
 		}
 		return nil
 	})
+	// The shadows carry the client's peer metadata like the originals
+	// (Istio's exchange runs before the router copies the request): v2's
+	// sidecar, which sees only shadows, knows their source workload.
+	eventually(t, "v2's sidecar reports the shadows' source", func() error {
+		samples := extraParseMetrics(t, echo.Workloads[1].Sidecar.Metrics(t))
+		known := extraSum(extraFind(samples, "istio_requests_total", map[string]string{"reporter": "destination", "source_workload": "client"}))
+		unknown := extraSum(extraFind(samples, "istio_requests_total", map[string]string{"reporter": "destination", "source_workload": "unknown"}))
+		if known < 5 || unknown != 0 {
+			return fmt.Errorf("shadows with source_workload client: %v, unknown: %v", known, unknown)
+		}
+		return nil
+	})
 
 	const n = 200
 	for i := range n {
