@@ -53,6 +53,12 @@ type Config struct {
 	// proxy: NONE, BASE (default), MERGE_SLASHES or
 	// DECODE_AND_MERGE_SLASHES (docs/authorization.md).
 	PathNormalization string `json:"pathNormalization"`
+	// MemoryLimit is the Go runtime's soft memory limit for weftd: "auto"
+	// (default) is 90% of the cgroup's memory.max when one is set, as
+	// istiod does; "none" leaves Go's default; or a size such as 512MiB or
+	// 2GiB. Near the limit the garbage collector runs more often instead
+	// of letting the heap double.
+	MemoryLimit string `json:"memoryLimit"`
 }
 
 // CAConfig configures weftd's certificate authority (Istio's citadel).
@@ -130,6 +136,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:   Duration(5 * time.Second),
 		Log:               LogConfig{Format: "text", Level: "info"},
 		PathNormalization: "BASE",
+		MemoryLimit:       memoryLimitAuto,
 	}
 }
 
@@ -180,6 +187,9 @@ func (c *Config) Validate() error {
 	case "", "NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES":
 	default:
 		errs = append(errs, fmt.Errorf("pathNormalization: %q is not NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES", c.PathNormalization))
+	}
+	if _, err := parseMemoryLimit(c.MemoryLimit, func() ([]byte, error) { return []byte("max"), nil }); err != nil {
+		errs = append(errs, fmt.Errorf("memoryLimit: %v", err))
 	}
 	switch c.Log.Format {
 	case "text", "json":
@@ -242,6 +252,7 @@ func registerFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.PushThrottle, "push-throttle", c.PushThrottle, "most proxies that may hold an unacknowledged configuration at once")
 	fs.Var(&c.FileDebounce, "file-debounce", "quiet period after a file event before re-reading")
 	fs.Var(&c.ShutdownTimeout, "shutdown-timeout", "time allowed for a clean shutdown")
+	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "Go soft memory limit: auto (90% of the cgroup's memory.max), none, or a size such as 512MiB")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: text or json")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn or error")
 }

@@ -2,6 +2,7 @@ package weftd
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 )
@@ -20,6 +21,13 @@ func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
 // Main runs weftd with cfg until ctx ends, logging to logOut.
 func Main(ctx context.Context, cfg Config, logOut io.Writer) error {
 	log := NewLogger(cfg.Log, logOut)
+	limit, err := applyMemoryLimit(cfg.MemoryLimit)
+	if err != nil {
+		return fmt.Errorf("memoryLimit: %w", err)
+	}
+	if limit > 0 {
+		log.Info("memory limit set", "bytes", limit, "memoryLimit", cfg.MemoryLimit)
+	}
 	s, err := New(cfg, log)
 	if err != nil {
 		return err
