@@ -34,6 +34,8 @@ type cpSize struct {
 	// maxRSSMB aborts the scenario when weftd's RSS passes it, so that a
 	// memory-hungry control plane cannot take the machine down.
 	maxRSSMB int
+	// memoryLimit is weftd's --memory-limit (Go's soft memory limit).
+	memoryLimit string
 }
 
 // serviceYAML is one HTTP ServiceEntry with one static endpoint, in the
@@ -185,7 +187,7 @@ func (e *env) runControlPlane(ctx context.Context, proxies int) (*report.Result,
 		return nil, err
 	}
 	p, err := e.start("weftd", dir, e.cfg.proxyCPU, bin, []string{"--config-dir", cfgDir, "--listen-address", "127.0.0.1",
-		"--xds-port", portOf(xdsAddr), "--admin-port", portOf(adminAddr), "--secure-xds-port", "-1", "--log-level", "warn"}, []string{"XDG_STATE_HOME=" + dir})
+		"--xds-port", portOf(xdsAddr), "--admin-port", portOf(adminAddr), "--secure-xds-port", "-1", "--log-level", "warn", "--memory-limit", sz.memoryLimit}, []string{"XDG_STATE_HOME=" + dir})
 	if err != nil {
 		return nil, err
 	}
@@ -441,8 +443,8 @@ func (e *env) runControlPlane(ctx context.Context, proxies int) (*report.Result,
 	if n := cs.resets.Load(); n > 0 {
 		resets = fmt.Sprintf("; %d xDS streams failed and were reopened (last error: %v)", n, *cs.lastErr.Load())
 	}
-	e.note("scenario 6, %d proxies: weftd used %.1f CPU-s in all and the simulated proxies (the harness process, on the load CPU) %.1f CPU-s; %d pushes, %d churn changes; %d responses answered by the simulated proxies, %d of them during the churn%s",
-		proxies, (end.CPU - cpStart.CPU).Seconds(), (selfEnd.CPU - self.CPU).Seconds(), e.cfg.reps, changes, cs.total.Load(), respDuring, resets)
+	e.note("scenario 6, %d proxies (weftd --memory-limit %s): weftd used %.1f CPU-s in all and the simulated proxies (the harness process, on the load CPU) %.1f CPU-s; %d pushes, %d churn changes; %d responses answered by the simulated proxies, %d of them during the churn%s",
+		proxies, sz.memoryLimit, (end.CPU - cpStart.CPU).Seconds(), (selfEnd.CPU - self.CPU).Seconds(), e.cfg.reps, changes, cs.total.Load(), respDuring, resets)
 	return &res, nil
 }
 

@@ -102,6 +102,7 @@ func parseFlags(args []string) (config, error) {
 	cpProxies := fs.String("cp-proxies", "100,2000", "scenario 6: comma-separated counts of simulated proxies, one run each")
 	fs.IntVar(&c.cpSize.churnRate, "cp-churn", 100, "scenario 6: endpoint changes per second")
 	fs.IntVar(&c.cpSize.maxRSSMB, "cp-max-rss-mb", 4096, "scenario 6: abort when weftd's RSS passes this many MB")
+	fs.StringVar(&c.cpSize.memoryLimit, "cp-memory-limit", "none", "scenario 6: weftd's --memory-limit (Go's soft memory limit: none, auto or a size such as 450MiB)")
 	fs.BoolVar(&c.cpSize.delta, "cp-delta", false, "scenario 6: simulated proxies use delta xDS")
 	if err := fs.Parse(args); err != nil {
 		return c, err
