@@ -3,8 +3,10 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"sync/atomic"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -254,12 +256,27 @@ func PeerPrincipal(c net.Conn) string {
 	if len(certs) == 0 {
 		return ""
 	}
+	if last := lastPrincipal.Load(); last != nil && last.cert == certs[0] {
+		return last.id
+	}
 	id, err := spiffe.FromCertificate(certs[0])
 	if err != nil {
 		return ""
 	}
+	lastPrincipal.Store(&certPrincipal{cert: certs[0], id: id.String()})
 	return id.String()
 }
+
+// certPrincipal is a parsed certificate's SPIFFE ID.
+type certPrincipal struct {
+	cert *x509.Certificate
+	id   string
+}
+
+// lastPrincipal caches the last certificate PeerPrincipal parsed: the
+// connections to an endpoint share its certificate, so most requests skip
+// parsing the URI SAN again.
+var lastPrincipal atomic.Pointer[certPrincipal]
 
 // socketMatchMetadata reads the endpoint's "envoy.transport_socket_match"
 // filter metadata (string values).

@@ -193,3 +193,22 @@ func TestNonIstioTLSKeepsALPN(t *testing.T) {
 		t.Errorf("plaintext PeerPrincipal = %q", p)
 	}
 }
+
+// BenchmarkPeerPrincipal is the per-request cost of reading the upstream
+// certificate's SPIFFE ID from a TLS connection (destination_principal).
+func BenchmarkPeerPrincipal(b *testing.B) {
+	t := &testing.T{}
+	srv := startALPNServer(t, "spiffe://cluster.local/ns/default/sa/reviews")
+	cl := istioMutualCluster(t, srv.addr, []string{"istio-peer-exchange", "istio"}, false)
+	c, err := cl.DialHost(context.Background(), &Host{Addr: srv.addr})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if PeerPrincipal(c) == "" {
+			b.Fatal("no principal")
+		}
+	}
+}
