@@ -373,7 +373,12 @@ func (c *h1Conn) do(ctx context.Context, req *http.Request) (resp *http.Response
 
 	var written chan error
 	if syncBody(req) {
-		err := wreq.Write(c.bw)
+		var err error
+		if bodiless(req) {
+			err = writeHead(c.bw, wreq)
+		} else {
+			err = wreq.Write(c.bw)
+		}
 		if err == nil {
 			err = c.bw.Flush()
 		}
