@@ -405,9 +405,15 @@ func (c *h1Conn) do(ctx context.Context, req *http.Request) (resp *http.Response
 	if _, err := c.br.Peek(1); err != nil {
 		// Nothing was received: the connection was closed or reset.
 		if written != nil {
+			// The writer may be blocked reading the request body: never
+			// wait for it here (it ends when the body does).
 			c.close()
-			if werr := <-written; werr != nil && c.io.werr == nil {
-				err = werr // the request body failed
+			select {
+			case werr := <-written:
+				if werr != nil && c.io.werr == nil {
+					err = werr // the request body failed
+				}
+			default:
 			}
 			_, _, err = fail(err)
 			return nil, false, err
@@ -428,10 +434,6 @@ func (c *h1Conn) do(ctx context.Context, req *http.Request) (resp *http.Response
 	}
 	c.io.limit = -1
 	if err != nil {
-		if written != nil {
-			c.close()
-			<-written
-		}
 		_, _, err = fail(err)
 		return nil, false, err
 	}
@@ -452,17 +454,22 @@ type h1Body struct {
 	stop     func() bool
 	written  chan error // the body writer's result; nil when written synchronously
 	reusable bool
+	sawEOF   bool // Read returned io.EOF (Read's own state)
 	done     atomic.Bool
 	ctx      context.Context
 }
 
 // Read reads the response body.
 func (b *h1Body) Read(p []byte) (int, error) {
+	if b.sawEOF {
+		return 0, io.EOF
+	}
 	if b.done.Load() {
 		return 0, errBodyClosed
 	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
+		b.sawEOF = true
 		b.finish(true)
 		return n, io.EOF
 	}
@@ -500,9 +507,10 @@ func (b *h1Body) finish(eof bool) {
 		case err := <-b.written:
 			reuse = reuse && err == nil
 		default:
+			// Still writing (the upstream answered early): the writer
+			// fails on the closed connection, or ends with the request
+			// body; it is not waited for.
 			reuse = false
-			c.close()
-			<-b.written
 		}
 	}
 	if reuse {

@@ -533,3 +533,43 @@ func TestH1PoolFallbacks(t *testing.T) {
 		t.Fatal("an upgrade handled by the lean pool")
 	}
 }
+
+func TestH1PoolResponseBeforeStreamedBodyEnds(t *testing.T) {
+	// The upstream answers while the downstream client is still sending
+	// (and stalls): the response is delivered and closing it does not
+	// wait for the request body.
+	// (net/http's server would first wait to drain the body, so the
+	// upstream is a raw one.)
+	b := newRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
+		io.Copy(io.Discard, br)
+	})
+	cl := h1Cluster(t, b.addr(), 0, 0)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte("first part;"))
+	req := newReq(t, "POST", b.addr(), "/", pr)
+	req.ContentLength = -1
+	resp, err := cl.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(body) != "early" {
+		t.Fatalf("%q, %v", body, err)
+	}
+	if _, err := resp.Body.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read after EOF: %v, want io.EOF", err)
+	}
+	// The connection, whose request was not fully written, is not reused.
+	if st, body, _ := get(t, cl, newReq(t, "GET", b.addr(), "/", nil)); st != 200 || body != "early" {
+		t.Fatalf("%d %q", st, body)
+	}
+	if n := b.opened.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}
