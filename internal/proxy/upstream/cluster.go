@@ -267,6 +267,10 @@ type countingConn struct {
 	once  sync.Once
 }
 
+// NetConn returns the wrapped connection (as tls.Conn does), so the
+// socket can be inspected.
+func (c *countingConn) NetConn() net.Conn { return c.Conn }
+
 func (c *countingConn) Close() error {
 	c.once.Do(func() {
 		c.stats.CxActive.Add(-1)

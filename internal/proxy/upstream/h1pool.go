@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -111,7 +112,7 @@ func (p *h1Pool) roundTrip(req *http.Request, local *net.Addr) (*http.Response, 
 	}
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	for fresh := false; ; fresh = true {
-		c, err := p.get(ctx, addr, fresh)
+		c, err := p.get(ctx, addr, fresh, !replayable)
 		if err != nil {
 			closeRequestBody(req)
 			return nil, err
@@ -150,25 +151,40 @@ func closeRequestBody(req *http.Request) {
 // hasPort reports whether an authority carries a port.
 func hasPort(s string) bool { return strings.LastIndexByte(s, ':') > strings.LastIndexByte(s, ']') }
 
+// staleCheckAfter is how long a connection may sit idle before it is
+// checked for a close by the upstream when it is taken for a request
+// that could not be sent again: keep-alive timeouts close connections
+// after seconds, and a connection reused sooner costs no extra syscall.
+const staleCheckAfter = time.Second
+
 // get returns an idle connection to addr (unless fresh) or dials one.
-func (p *h1Pool) get(ctx context.Context, addr string, fresh bool) (*h1Conn, error) {
-	if !fresh {
+// With mustBeLive (the request's body cannot be replayed, so a failure
+// on a closed connection could not be retried), an idle connection that
+// has waited long is first checked for a close by the upstream.
+func (p *h1Pool) get(ctx context.Context, addr string, fresh, mustBeLive bool) (*h1Conn, error) {
+	for !fresh {
 		p.mu.Lock()
-		if list := p.conns[addr]; len(list) > 0 {
-			c := list[len(list)-1]
-			list[len(list)-1] = nil
-			if len(list) == 1 {
-				delete(p.conns, addr)
-			} else {
-				p.conns[addr] = list[:len(list)-1]
-			}
-			c.inIdle = false
+		list := p.conns[addr]
+		if len(list) == 0 {
 			p.mu.Unlock()
-			c.idleTimer.Stop()
-			c.reused = true
-			return c, nil
+			break
 		}
+		c := list[len(list)-1]
+		list[len(list)-1] = nil
+		if len(list) == 1 {
+			delete(p.conns, addr)
+		} else {
+			p.conns[addr] = list[:len(list)-1]
+		}
+		c.inIdle = false
 		p.mu.Unlock()
+		c.idleTimer.Stop()
+		if mustBeLive && time.Since(c.idleSince) > staleCheckAfter && !c.live() {
+			c.close()
+			continue
+		}
+		c.reused = true
+		return c, nil
 	}
 	nc, err := p.cl.dial(ctx, "tcp", addr)
 	if err != nil {
@@ -199,6 +215,7 @@ func (p *h1Pool) put(c *h1Conn) {
 	}
 	p.conns[c.addr] = append(list, c)
 	c.inIdle = true
+	c.idleSince = time.Now()
 	if c.idleTimer == nil {
 		c.idleTimer = time.AfterFunc(p.idle, c.idleExpired)
 	} else {
@@ -268,7 +285,38 @@ type h1Conn struct {
 	// aborted is set when the request's context ended mid-exchange.
 	aborted   atomic.Bool
 	idleTimer *time.Timer
-	inIdle    bool // guarded by pool.mu
+	inIdle    bool      // guarded by pool.mu
+	idleSince time.Time // when the connection last went idle
+}
+
+// live reports whether an idle connection is still open: its socket has
+// neither a close (EOF, reset) nor unexpected bytes waiting. A connection
+// whose socket cannot be inspected counts as live.
+func (c *h1Conn) live() bool {
+	rc := rawConn(c.nc)
+	if rc == nil {
+		return true
+	}
+	return socketIdle(rc)
+}
+
+// rawConn unwraps TLS and counting wrappers down to the socket.
+func rawConn(nc net.Conn) syscall.RawConn {
+	for range 4 {
+		switch c := nc.(type) {
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+		case syscall.Conn:
+			rc, err := c.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return rc
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // h1ConnIO sits under the connection's bufio reader and writer: it

@@ -345,6 +345,26 @@ func TestH1PoolRetriesStaleConnection(t *testing.T) {
 	}
 }
 
+// TestH1PoolChecksLongIdleConnection: a request whose body cannot be
+// sent again is not put on a connection that sat idle longer than
+// staleCheckAfter and was closed by the upstream meanwhile (keep-alive
+// timeouts close connections after seconds): the pool sees the close and
+// dials a new connection instead of failing the request.
+func TestH1PoolChecksLongIdleConnection(t *testing.T) {
+	b := closingBackend(t)
+	cl := h1Cluster(t, b.addr(), 0, 0)
+	get(t, cl, newReq(t, "GET", b.addr(), "/", nil))
+	time.Sleep(staleCheckAfter + 200*time.Millisecond)
+	req := newReq(t, "POST", b.addr(), "/", io.NopCloser(strings.NewReader("once")))
+	req.ContentLength = 4
+	if st, body, _ := get(t, cl, req); st != 200 || body != "okonce" {
+		t.Fatalf("non-replayable request after a long idle: %d %q", st, body)
+	}
+	if n := b.opened.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2 (the closed idle one was not used)", n)
+	}
+}
+
 func TestH1PoolEarlyCloseDiscardsConnection(t *testing.T) {
 	big := strings.Repeat("y", 1<<20)
 	b := newH1Backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, big) })
