@@ -1,129 +1,13 @@
 package dataplane
 
 import (
-	"math/rand/v2"
-	"net"
-	"os"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
+
+	"github.com/weftmesh/weft/internal/testport"
 )
 
-// Ports for the mesh's processes are chosen by the harness and bound later
-// by weftd and weft-proxy, so two things can take one before it is bound:
-//
-//   - the harness itself: asking the kernel for port 0 twice may return the
-//     same port (a proxy's admin, ready, stats and forward ports are four
-//     such picks; about 1 proxy in 1500 got a duplicate and exited with
-//     "address already in use");
-//   - any process's outgoing connection, whose local port comes from the
-//     same ephemeral range (CI runs packages in parallel, with thousands
-//     of loopback connections).
-//
-// freePort avoids both: it picks from below the ephemeral range, where
-// neither port 0 nor connect() allocate, and never hands out a port twice
-// in this test binary.
-
-// minPort is the lowest port freePort hands out.
-const minPort = 20000
-
-var ports struct {
-	mu    sync.Mutex
-	given map[int]bool
-	// max is one past the highest port handed out: the first port of the
-	// ephemeral range (0 until read).
-	max int
-}
-
-// freePort returns a TCP port free on host, below the kernel's ephemeral
-// range and not returned before by this test binary.
-func freePort(t *testing.T, host string) int {
-	t.Helper()
-	ports.mu.Lock()
-	if ports.given == nil {
-		ports.given = map[int]bool{}
-		ports.max = ephemeralLow()
-	}
-	hi := ports.max
-	ports.mu.Unlock()
-	if hi-minPort < 1000 {
-		return kernelPort(t, host)
-	}
-	for range 1000 {
-		p := minPort + rand.IntN(hi-minPort)
-		ports.mu.Lock()
-		taken := ports.given[p]
-		ports.given[p] = true
-		ports.mu.Unlock()
-		if taken {
-			continue
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
-		if err != nil {
-			continue // some other process's
-		}
-		l.Close()
-		return p
-	}
-	t.Fatalf("no free port on %s in [%d, %d)", host, minPort, hi)
-	return 0
-}
-
-// kernelPort is the fallback when the ephemeral range leaves too little
-// room below it: a port-0 pick, retried while it repeats one handed out.
-func kernelPort(t *testing.T, host string) int {
-	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			t.Fatalf("free port on %s: %v", host, err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ports.mu.Lock()
-		taken := ports.given[p]
-		ports.given[p] = true
-		ports.mu.Unlock()
-		if !taken {
-			return p
-		}
-	}
-	t.Fatalf("no new free port on %s", host)
-	return 0
-}
-
-// ephemeralLow is the first port of Linux's ephemeral range (0 when it
-// cannot be read, e.g. on other systems).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 0
-	}
-	lo, err := strconv.Atoi(f[0])
-	if err != nil {
-		return 0
-	}
-	return lo
-}
-
-// freePort never returns a port twice, and never one from the ephemeral
-// range when there is room below it.
-func TestFreePortUnique(t *testing.T) {
-	seen := map[int]bool{}
-	lo := ephemeralLow()
-	for range 500 {
-		p := freePort(t, "127.0.0.1")
-		if seen[p] {
-			t.Fatalf("port %d handed out twice", p)
-		}
-		seen[p] = true
-		if lo-minPort >= 1000 && (p < minPort || p >= lo) {
-			t.Fatalf("port %d outside [%d, %d)", p, minPort, lo)
-		}
-	}
-}
+// freePort returns a TCP port free on host for a process the harness
+// starts to bind later (internal/testport: never twice in this test
+// binary, never from the ephemeral range, where any process's outgoing
+// connection could take it first).
+func freePort(t *testing.T, host string) int { return testport.Free(t, host) }

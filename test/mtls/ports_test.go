@@ -1,71 +1,12 @@
 package mtls
 
 import (
-	"math/rand/v2"
-	"net"
-	"os"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
+
+	"github.com/weftmesh/weft/internal/testport"
 )
 
-// freePort returns a TCP port free on 127.0.0.1 for a process the test starts
-// to bind later. A port-0 pick would come from the kernel's ephemeral
-// range, where any process's outgoing connection may take it before then
-// (CI runs packages in parallel), and two picks may return the same port;
-// so it picks below that range and never returns a port twice in this
-// test binary.
-func freePort(t testing.TB) int {
-	t.Helper()
-	givenPorts.mu.Lock()
-	defer givenPorts.mu.Unlock()
-	if givenPorts.m == nil {
-		givenPorts.m = map[int]bool{}
-	}
-	lo, hi := 20000, ephemeralLow()
-	for range 1000 {
-		var p int
-		if hi-lo >= 1000 {
-			p = lo + rand.IntN(hi-lo)
-		} else { // no room below the range: ask the kernel
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			p = l.Addr().(*net.TCPAddr).Port
-			l.Close()
-		}
-		if givenPorts.m[p] {
-			continue
-		}
-		givenPorts.m[p] = true
-		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
-			l.Close()
-			return p
-		}
-	}
-	t.Fatal("no free port on 127.0.0.1")
-	return 0
-}
-
-// givenPorts are the ports freePort has returned.
-var givenPorts struct {
-	mu sync.Mutex
-	m  map[int]bool
-}
-
-// ephemeralLow is the first port of Linux's ephemeral range (0 when it
-// cannot be read).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 0
-	}
-	lo, _ := strconv.Atoi(f[0])
-	return lo
-}
+// freePort returns a TCP port free on 127.0.0.1 for a process the test
+// starts to bind later (internal/testport: never twice, never from the
+// ephemeral range).
+func freePort(t testing.TB) int { return testport.Free(t, "127.0.0.1") }
