@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,94 +18,9 @@ import (
 
 // This file extends the harness (harness_test.go, owned by the routing and
 // protocol tests) with what the upstream, telemetry, xDS-client, update
-// and admin tests need: proxies with extra metadata and flags, services
-// declared with explicit endpoints, a backend that counts connections, a
-// Prometheus text reader and a weftd restart.
-
-// extraProxyOptions are what [extraStartProxy] adds to [ProxyOptions].
-type extraProxyOptions struct {
-	// Metadata is extra node metadata (e.g. LOCALITY).
-	Metadata map[string]string
-	// Args are extra weft-proxy flags; flags override the bootstrap file.
-	Args []string
-	// XDSAddress replaces weftd's address (e.g. a gate in front of it).
-	XDSAddress string
-	// NoWait returns without waiting for /healthz/ready.
-	NoWait bool
-	// DrainTimeout replaces the harness's 500ms drainTimeout.
-	DrainTimeout time.Duration
-}
-
-// extraStartProxy is [Mesh.StartProxy] with extraProxyOptions: it writes
-// the same bootstrap file, starts weft-proxy with x.Args after it and,
-// unless x.NoWait, waits for /healthz/ready.
-func extraStartProxy(m *Mesh, o ProxyOptions, x extraProxyOptions) *Proxy {
-	m.t.Helper()
-	if o.Address == "" {
-		o.Address = m.NewAddress()
-	}
-	ns := o.Namespace
-	if ns == "" {
-		ns = Namespace
-	}
-	labels := map[string]string{}
-	if o.App != "" {
-		labels["app"] = o.App
-	}
-	if o.Version != "" {
-		labels["version"] = o.Version
-	}
-	for k, v := range o.Labels {
-		labels[k] = v
-	}
-	meta := map[string]string{"INTERCEPTION_MODE": "NONE"}
-	for k, v := range x.Metadata {
-		meta[k] = v
-	}
-	port := func() string { return net.JoinHostPort(o.Address, strconv.Itoa(freePort(m.t, o.Address))) }
-	p := &Proxy{
-		Name: o.Name, ID: fmt.Sprintf("sidecar~%s~%s.%s~%s.svc.cluster.local", o.Address, o.Name, ns, ns),
-		Address: o.Address, AdminAddr: port(), ReadyAddr: port(), StatsAddr: port(), ForwardAddr: port(),
-	}
-	xds := m.XDS
-	if x.XDSAddress != "" {
-		xds = x.XDSAddress
-	}
-	drain := "500ms"
-	if x.DrainTimeout != 0 {
-		drain = x.DrainTimeout.String()
-	}
-	dir := m.t.TempDir()
-	boot := map[string]any{
-		"xdsAddress": xds, "delta": o.Delta,
-		"adminAddress": p.AdminAddr, "readyAddress": p.ReadyAddr, "statsAddress": p.StatsAddr,
-		"forwardProxyAddress": p.ForwardAddr,
-		"drainTimeout":        drain, "warmingTimeout": "5s",
-		"node": map[string]any{
-			"id": p.ID, "cluster": "Kubernetes", "namespace": ns, "workload": o.Name, "labels": labels,
-			"serviceAccount": o.ServiceAccount, "instanceIPs": []string{o.Address}, "metadata": meta,
-		},
-	}
-	if o.AccessLog {
-		p.AccessLog = filepath.Join(dir, "access.log")
-		boot["accessLog"] = p.AccessLog
-	}
-	b, err := json.MarshalIndent(boot, "", "  ")
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	file := filepath.Join(dir, "bootstrap.json")
-	if err := os.WriteFile(file, b, 0o644); err != nil {
-		m.t.Fatal(err)
-	}
-	args := append([]string{"--bootstrap", file}, x.Args...)
-	p.proc = startProcess(m.t, "weft-proxy "+o.Name, filepath.Join(m.bin, "weft-proxy"), args...)
-	m.proxies = append(m.proxies, p)
-	if !x.NoWait {
-		m.waitHTTP("weft-proxy "+o.Name+" /healthz/ready", "http://"+p.ReadyAddr+"/healthz/ready", p.proc)
-	}
-	return p
-}
+// and admin tests need: services declared with explicit endpoints, a
+// backend that counts connections, a Prometheus text reader and a weftd
+// restart.
 
 // extraRestartWeftd stops weftd and starts it again on the same ports
 // and config directory, then waits for /healthz. The model version
@@ -115,21 +28,8 @@ func extraStartProxy(m *Mesh, o ProxyOptions, x extraProxyOptions) *Proxy {
 func extraRestartWeftd(m *Mesh) {
 	m.t.Helper()
 	m.weftd.stop()
-	m.weftd = extraStartWeftd(m)
+	m.weftd = m.startWeftd()
 	m.version = 0
-}
-
-// extraStartWeftd starts weftd as NewMesh does, on the mesh's ports.
-func extraStartWeftd(m *Mesh) *process {
-	m.t.Helper()
-	_, adminPort, _ := net.SplitHostPort(m.Admin)
-	_, xdsPort, _ := net.SplitHostPort(m.XDS)
-	p := startProcess(m.t, "weftd", filepath.Join(m.bin, "weftd"),
-		"--config-dir", m.ConfigDir, "--listen-address", "127.0.0.1",
-		"--admin-port", adminPort, "--xds-port", xdsPort, "--secure-xds-port", "-1",
-		"--ca-dir", m.t.TempDir(), "--debounce", "20ms", "--file-debounce", "20ms", "--shutdown-timeout", "2s")
-	m.waitHTTP("weftd /healthz", "http://"+m.Admin+"/healthz", p)
-	return p
 }
 
 // extraEndpoint is one WorkloadEntry of a service declared with

@@ -142,14 +142,22 @@ func NewMesh(t *testing.T) *Mesh {
 	}
 	m.Admin = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
 	m.XDS = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
+	m.weftd = m.startWeftd()
+	return m
+}
+
+// startWeftd starts weftd on the mesh's ports and configuration directory
+// and waits for /healthz.
+func (m *Mesh) startWeftd() *process {
+	m.t.Helper()
 	_, adminPort, _ := net.SplitHostPort(m.Admin)
 	_, xdsPort, _ := net.SplitHostPort(m.XDS)
-	m.weftd = startProcess(t, "weftd", filepath.Join(bin, "weftd"),
+	p := startProcess(m.t, "weftd", filepath.Join(m.bin, "weftd"),
 		"--config-dir", m.ConfigDir, "--listen-address", "127.0.0.1",
 		"--admin-port", adminPort, "--xds-port", xdsPort, "--secure-xds-port", "-1",
-		"--ca-dir", t.TempDir(), "--debounce", "20ms", "--file-debounce", "20ms", "--shutdown-timeout", "2s")
-	m.waitHTTP("weftd /healthz", "http://"+m.Admin+"/healthz", m.weftd)
-	return m
+		"--ca-dir", m.t.TempDir(), "--debounce", "20ms", "--file-debounce", "20ms", "--shutdown-timeout", "2s")
+	m.waitHTTP("weftd /healthz", "http://"+m.Admin+"/healthz", p)
+	return p
 }
 
 // NewAddress returns an unused loopback address of this mesh (127.X.Y.N).
@@ -307,6 +315,16 @@ type ProxyOptions struct {
 	// AccessLog writes the proxy's JSON access log to a file
 	// (Proxy.AccessLog).
 	AccessLog bool
+	// Metadata adds node metadata (e.g. LOCALITY) to the harness's.
+	Metadata map[string]string
+	// Args are extra weft-proxy flags; flags override the bootstrap file.
+	Args []string
+	// XDSAddress replaces weftd's address (e.g. a gate in front of it).
+	XDSAddress string
+	// NoWait returns without waiting for /healthz/ready.
+	NoWait bool
+	// DrainTimeout replaces the harness's 500ms drainTimeout.
+	DrainTimeout time.Duration
 }
 
 // Proxy is a running weft-proxy process.
@@ -358,15 +376,25 @@ func (m *Mesh) StartProxy(o ProxyOptions) *Proxy {
 	if o.Router {
 		typ, meta = "router", map[string]string{}
 	}
+	for k, v := range o.Metadata {
+		meta[k] = v
+	}
 	port := func() string { return net.JoinHostPort(o.Address, strconv.Itoa(freePort(m.t, o.Address))) }
 	p := &Proxy{
 		Name: o.Name, ID: fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", typ, o.Address, o.Name, ns, ns),
 		Address: o.Address, AdminAddr: port(), ReadyAddr: port(), StatsAddr: port(),
 	}
+	xds, drain := m.XDS, "500ms"
+	if o.XDSAddress != "" {
+		xds = o.XDSAddress
+	}
+	if o.DrainTimeout != 0 {
+		drain = o.DrainTimeout.String()
+	}
 	boot := map[string]any{
-		"xdsAddress": m.XDS, "delta": o.Delta,
+		"xdsAddress": xds, "delta": o.Delta,
 		"adminAddress": p.AdminAddr, "readyAddress": p.ReadyAddr, "statsAddress": p.StatsAddr,
-		"drainTimeout": "500ms", "warmingTimeout": "5s",
+		"drainTimeout": drain, "warmingTimeout": "5s",
 		"node": map[string]any{
 			"id": p.ID, "cluster": "Kubernetes", "namespace": ns, "workload": o.Name, "labels": labels,
 			"serviceAccount": o.ServiceAccount, "instanceIPs": []string{o.Address}, "metadata": meta,
@@ -389,14 +417,16 @@ func (m *Mesh) StartProxy(o ProxyOptions) *Proxy {
 	if err := os.WriteFile(file, b, 0o644); err != nil {
 		m.t.Fatal(err)
 	}
-	p.proc = startProcess(m.t, "weft-proxy "+o.Name, filepath.Join(m.bin, "weft-proxy"), "--bootstrap", file)
+	p.proc = startProcess(m.t, "weft-proxy "+o.Name, filepath.Join(m.bin, "weft-proxy"), append([]string{"--bootstrap", file}, o.Args...)...)
 	m.t.Cleanup(func() { // before the process stops (cleanups run last first)
 		if p.client != nil {
 			p.client.CloseIdleConnections()
 		}
 	})
 	m.proxies = append(m.proxies, p)
-	m.waitHTTP("weft-proxy "+o.Name+" /healthz/ready", "http://"+p.ReadyAddr+"/healthz/ready", p.proc)
+	if !o.NoWait {
+		m.waitHTTP("weft-proxy "+o.Name+" /healthz/ready", "http://"+p.ReadyAddr+"/healthz/ready", p.proc)
+	}
 	return p
 }
 

@@ -480,11 +480,11 @@ func TestTelemetryTracing(t *testing.T) {
 	echo := m.AddService("echo", "http", "HTTP")
 	m.AddWorkload(echo, "v1", BackendHTTP)
 	collector := startTelemetryCollector(t)
-	client := extraStartProxy(m, ProxyOptions{Name: "client", App: "client", Version: "v1", ServiceAccount: "client"},
-		extraProxyOptions{Args: []string{"--tracing-otlp-url", collector.URL, "--tracing-sampling", "100"}})
+	client := m.StartProxy(ProxyOptions{Name: "client", App: "client", Version: "v1", ServiceAccount: "client",
+		Args: []string{"--tracing-otlp-url", collector.URL, "--tracing-sampling", "100"}})
 	quiet := startTelemetryCollector(t)
-	unsampled := extraStartProxy(m, ProxyOptions{Name: "unsampled", App: "unsampled", Version: "v1", ServiceAccount: "unsampled"},
-		extraProxyOptions{Args: []string{"--tracing-otlp-url", quiet.URL, "--tracing-sampling", "0"}})
+	unsampled := m.StartProxy(ProxyOptions{Name: "unsampled", App: "unsampled", Version: "v1", ServiceAccount: "unsampled",
+		Args: []string{"--tracing-otlp-url", quiet.URL, "--tracing-sampling", "0"}})
 	m.Sync()
 
 	t.Run("new trace", func(t *testing.T) {

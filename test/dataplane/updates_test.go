@@ -181,8 +181,8 @@ func TestUpdatesListenerDrain(t *testing.T) {
 	w := m.AddWorkload(echo, "v1", BackendHTTP)
 	other := m.AddService("other", "http", "HTTP")
 	m.AddWorkload(other, "v1", BackendHTTP)
-	client := extraStartProxy(m, ProxyOptions{Name: "client", App: "client", Version: "v1", ServiceAccount: "client"},
-		extraProxyOptions{DrainTimeout: 5 * time.Second})
+	client := m.StartProxy(ProxyOptions{Name: "client", App: "client", Version: "v1", ServiceAccount: "client",
+		DrainTimeout: 5 * time.Second})
 	sidecar := func(withEchoPort bool) string {
 		port := ""
 		if withEchoPort {
@@ -229,8 +229,8 @@ func TestUpdatesSIGTERMDrain(t *testing.T) {
 	m := NewMesh(t)
 	echo := m.AddService("echo", "http", "HTTP")
 	w := m.AddWorkload(echo, "v1", BackendHTTP)
-	client := extraStartProxy(m, ProxyOptions{Name: "client", App: "client", Version: "v1", ServiceAccount: "client"},
-		extraProxyOptions{Args: []string{"--drain-duration", "5s"}})
+	client := m.StartProxy(ProxyOptions{Name: "client", App: "client", Version: "v1", ServiceAccount: "client",
+		Args: []string{"--drain-duration", "5s"}})
 	m.Sync()
 
 	done := updatesSlowRequest(client, echo.URL("/slow"), time.Second)

@@ -163,8 +163,8 @@ outlierDetection:
   baseEjectionTime: 30s
   maxEjectionPercent: 100
 `))
-	client := extraStartProxy(m, ProxyOptions{Name: "client", App: "client", Version: "v1", ServiceAccount: "client", AccessLog: true},
-		extraProxyOptions{Metadata: map[string]string{"LOCALITY": "r1/z1/s1"}})
+	client := m.StartProxy(ProxyOptions{Name: "client", App: "client", Version: "v1", ServiceAccount: "client", AccessLog: true,
+		Metadata: map[string]string{"LOCALITY": "r1/z1/s1"}})
 	m.Sync()
 
 	if counts := upstreamSpread(t, client, svc.URL("/before"), 20); counts["local"] != 20 {

@@ -110,8 +110,8 @@ func TestXDSReadiness(t *testing.T) {
 	echo := m.AddService("echo", "http", "HTTP")
 	m.AddWorkload(echo, "v1", BackendHTTP)
 	gate := startXDSGate(t, m.XDS)
-	p := extraStartProxy(m, ProxyOptions{Name: "late", App: "late", Version: "v1", ServiceAccount: "late"},
-		extraProxyOptions{XDSAddress: gate.Addr, NoWait: true})
+	p := m.StartProxy(ProxyOptions{Name: "late", App: "late", Version: "v1", ServiceAccount: "late",
+		XDSAddress: gate.Addr, NoWait: true})
 	// The proxy is running (its admin port answers) but has no config.
 	var code int
 	var body string

@@ -69,8 +69,11 @@ type Cluster struct {
 	outlier  *outlier
 
 	maxConnections, maxPending, maxRequests, maxRetries int64
-	connSlots                                           chan struct{} // HTTP/1.1: one slot per connection in use
-	retriesActive                                       atomic.Int64
+	// retryBudget, when set, replaces maxRetries (Envoy's
+	// circuit_breakers.thresholds.retry_budget).
+	retryBudget   *retryBudget
+	connSlots     chan struct{} // HTTP/1.1: one slot per connection in use
+	retriesActive atomic.Int64
 	releaseState
 
 	transport http.RoundTripper
@@ -196,6 +199,15 @@ func CompileWith(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment, se
 		set(&cl.maxPending, t.GetMaxPendingRequests(), t.GetMaxPendingRequests() != nil)
 		set(&cl.maxRequests, t.GetMaxRequests(), t.GetMaxRequests() != nil)
 		set(&cl.maxRetries, t.GetMaxRetries(), t.GetMaxRetries() != nil)
+		if rb := t.GetRetryBudget(); rb != nil {
+			cl.retryBudget = &retryBudget{percent: 20, minConcurrency: 3}
+			if p := rb.GetBudgetPercent(); p != nil {
+				cl.retryBudget.percent = p.GetValue()
+			}
+			if m := rb.GetMinRetryConcurrency(); m != nil {
+				cl.retryBudget.minConcurrency = int64(m.GetValue())
+			}
+		}
 	}
 	if od := c.GetOutlierDetection(); od != nil {
 		o := &outlier{consecutive5xx: 5, baseEjection: 30 * time.Second, maxEjection: 300 * time.Second, maxEjectPercent: 10}

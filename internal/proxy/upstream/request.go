@@ -103,9 +103,28 @@ func (cl *Cluster) releaseH1() {
 	cl.Stats.RqActive.Add(-1)
 }
 
-// AcquireRetry applies the max_retries breaker.
+// retryBudget limits concurrent retries to a share of the cluster's
+// active and pending requests, with a floor (Envoy's retry_budget:
+// defaults 20% and 3).
+type retryBudget struct {
+	percent        float64
+	minConcurrency int64
+}
+
+// limit is the number of retries allowed at once with active requests
+// and pending ones waiting for a connection.
+func (b *retryBudget) limit(active, pending int64) int64 {
+	return max(int64(b.percent/100*float64(active+pending)), b.minConcurrency)
+}
+
+// AcquireRetry applies the max_retries breaker, or the retry budget when
+// the cluster has one.
 func (cl *Cluster) AcquireRetry() bool {
-	if cl.retriesActive.Add(1) > cl.maxRetries {
+	limit := cl.maxRetries
+	if cl.retryBudget != nil {
+		limit = cl.retryBudget.limit(cl.Stats.RqActive.Load(), cl.Stats.RqPendingActive.Load())
+	}
+	if cl.retriesActive.Add(1) > limit {
 		cl.retriesActive.Add(-1)
 		cl.Stats.RqRetryOverflow.Add(1)
 		return false
