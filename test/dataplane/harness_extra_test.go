@@ -49,25 +49,7 @@ type extraEndpoint struct {
 // port. Clients reach the endpoints directly, without a server sidecar.
 func extraServiceYAML(s *Service, eps ...extraEndpoint) string {
 	var b strings.Builder
-	proto := ""
-	if s.Protocol != "" {
-		proto = "\n    protocol: " + s.Protocol
-	}
-	fmt.Fprintf(&b, `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: %[1]s
-  namespace: %[2]s
-spec:
-  hosts: [%[3]s]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - number: %[4]d
-    name: %[5]s%[6]s
-  workloadSelector:
-    labels: {app: %[1]s}
-`, s.Name, Namespace, s.Host, s.Port, s.PortName, proto)
+	s.writeServiceEntry(&b)
 	for _, e := range eps {
 		host, port, _ := net.SplitHostPort(e.Addr)
 		fmt.Fprintf(&b, "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n  address: %s\n  ports: {%s: %s}\n  labels: {app: %s, version: %s}\n",

@@ -237,16 +237,14 @@ func (m *Mesh) AddWorkload(s *Service, version string, kind BackendKind) *Worklo
 	return w
 }
 
-// yaml renders the service's ServiceEntry, its WorkloadEntries and one
-// Sidecar per workload (ingress bound on the workload address, captureMode
-// NONE, forwarding to the backend's port), as internal/demo does.
-func (s *Service) yaml() string {
-	var b strings.Builder
+// writeServiceEntry writes the service's ServiceEntry (MESH_INTERNAL,
+// STATIC, selecting workloads labelled app: NAME).
+func (s *Service) writeServiceEntry(b *strings.Builder) {
 	proto := ""
 	if s.Protocol != "" {
 		proto = "\n    protocol: " + s.Protocol
 	}
-	fmt.Fprintf(&b, `apiVersion: networking.istio.io/v1
+	fmt.Fprintf(b, `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata:
   name: %[1]s
@@ -261,6 +259,18 @@ spec:
   workloadSelector:
     labels: {app: %[1]s}
 `, s.Name, Namespace, s.Host, s.Port, s.PortName, proto)
+}
+
+// yaml renders the service's ServiceEntry, its WorkloadEntries and one
+// Sidecar per workload (ingress bound on the workload address, captureMode
+// NONE, forwarding to the backend's port), as internal/demo does.
+func (s *Service) yaml() string {
+	var b strings.Builder
+	s.writeServiceEntry(&b)
+	ingressProto := ""
+	if s.Protocol != "" {
+		ingressProto = "\n      protocol: " + s.Protocol
+	}
 	for _, w := range s.Workloads {
 		fmt.Fprintf(&b, `---
 apiVersion: networking.istio.io/v1
@@ -288,7 +298,7 @@ spec:
     bind: %[3]s
     captureMode: NONE
     defaultEndpoint: 0.0.0.0:%[9]d
-`, w.Name, Namespace, w.Address, s.Name, w.Version, s.Port, s.PortName, strings.ReplaceAll(proto, "\n    ", "\n      "), w.Backend.Port)
+`, w.Name, Namespace, w.Address, s.Name, w.Version, s.Port, s.PortName, ingressProto, w.Backend.Port)
 	}
 	return b.String()
 }
