@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -19,9 +18,9 @@ import (
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
-	"github.com/weftmesh/weft/internal/ca"
 	"github.com/weftmesh/weft/internal/ca/authn"
 	"github.com/weftmesh/weft/internal/ca/caclient"
+	"github.com/weftmesh/weft/internal/ca/catest"
 	"github.com/weftmesh/weft/internal/ca/spiffe"
 )
 
@@ -31,61 +30,6 @@ var (
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// weftd is a real CA serving IstioCertificateService on loopback TLS.
-type weftd struct {
-	ca     *ca.CA
-	tokens *authn.TokenStore
-	addr   string
-}
-
-func startWeftd(t *testing.T) *weftd {
-	t.Helper()
-	dir := t.TempDir()
-	c, err := ca.New(ca.Options{Dir: filepath.Join(dir, "ca")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := authn.OpenTokenStore(filepath.Join(dir, "tokens.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ca.NewServer(c, ca.ServerOptions{Authenticator: tokens, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, lis) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &weftd{ca: c, tokens: tokens, addr: lis.Addr().String()}
-}
-
-// rotator starts a rotator for id against w, with ttl, and waits for its
-// first certificate.
-func (w *weftd) rotator(t *testing.T, id spiffe.ID, ttl time.Duration) *caclient.Rotator {
-	t.Helper()
-	token, err := w.tokens.Issue(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := caclient.New(context.Background(), caclient.Options{Address: w.addr, RootPEM: w.ca.RootsPEM(), Token: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cl.Close() })
-	r, err := caclient.NewRotator(caclient.RotatorOptions{Signer: cl, Identity: id, TTL: ttl, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, r)
-	waitFor(t, r.Ready(), "first certificate")
-	return r
-}
 
 func run(t *testing.T, r *caclient.Rotator) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -104,8 +48,8 @@ func waitFor(t *testing.T, ch <-chan struct{}, what string) {
 }
 
 func TestRotatorRenewsBeforeExpiry(t *testing.T) {
-	w := startWeftd(t)
-	r := w.rotator(t, productpage, 2*time.Second)
+	w := catest.Start(t)
+	r := w.Rotator(t, productpage, 2*time.Second)
 	first := r.Certificate()
 	st := r.Status()
 	if st.Rotations != 1 || st.Identity != productpage.String() || st.NotAfter != first.Leaf.NotAfter {
@@ -182,9 +126,9 @@ func roundTrip(t *testing.T, c *tls.Conn, br *bufio.Reader, msg string) {
 }
 
 func TestRotationKeepsConnectionsAndServesNewCertToNewHandshakes(t *testing.T) {
-	w := startWeftd(t)
-	server := w.rotator(t, productpage, 2*time.Second)
-	client := w.rotator(t, details, time.Hour)
+	w := catest.Start(t)
+	server := w.Rotator(t, productpage, 2*time.Second)
+	client := w.Rotator(t, details, time.Hour)
 
 	var sawClient atomic.Pointer[spiffe.ID] // set by the server's handshake goroutine
 	addr := echo(t, server.ServerTLSConfig(func(id spiffe.ID) error {
@@ -241,8 +185,8 @@ func TestRotationKeepsConnectionsAndServesNewCertToNewHandshakes(t *testing.T) {
 	roundTrip(t, c1, br1, "after old certificate expired")
 
 	// A client with a certificate from another CA is refused.
-	other := startWeftd(t)
-	stranger := other.rotator(t, details, time.Hour)
+	other := catest.Start(t)
+	stranger := other.Rotator(t, details, time.Hour)
 	conf := stranger.ClientTLSConfig(nil)
 	conf.VerifyPeerCertificate = nil // trust anything: the server must still refuse us
 	c3, err := tls.Dial("tcp", addr, conf)
@@ -260,8 +204,8 @@ func TestRotationKeepsConnectionsAndServesNewCertToNewHandshakes(t *testing.T) {
 }
 
 func TestSecretsExport(t *testing.T) {
-	w := startWeftd(t)
-	r := w.rotator(t, productpage, time.Hour)
+	w := catest.Start(t)
+	r := w.Rotator(t, productpage, time.Hour)
 	secrets := r.Secrets()
 	if len(secrets) != 2 {
 		t.Fatalf("%d secrets, want 2", len(secrets))
@@ -290,18 +234,18 @@ func TestSecretsExport(t *testing.T) {
 		t.Fatal("ROOTCA has no PEM")
 	}
 	root, err := x509.ParseCertificate(block.Bytes)
-	if err != nil || !root.Equal(w.ca.Certificate()) {
+	if err != nil || !root.Equal(w.CA.Certificate()) {
 		t.Fatalf("ROOTCA is not the CA root (%v)", err)
 	}
 }
 
 func TestRotatorRetriesUntilTokenWorks(t *testing.T) {
-	w := startWeftd(t)
+	w := catest.Start(t)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(authn.TokenPrefix+"not-issued"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := caclient.New(context.Background(), caclient.Options{Address: w.addr, RootPEM: w.ca.RootsPEM(), TokenFile: tokenFile})
+	cl, err := caclient.New(context.Background(), caclient.Options{Address: w.Addr, RootPEM: w.CA.RootsPEM(), TokenFile: tokenFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +271,7 @@ func TestRotatorRetriesUntilTokenWorks(t *testing.T) {
 	if st := r.Status(); st.LastError == "" || st.Rotations != 0 {
 		t.Fatalf("status after failures: %+v", st)
 	}
-	token, err := w.tokens.Issue(details)
+	token, err := w.Tokens.Issue(details)
 	if err != nil {
 		t.Fatal(err)
 	}

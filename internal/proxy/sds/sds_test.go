@@ -1,12 +1,8 @@
 package sds_test
 
 import (
-	"context"
 	"crypto/tls"
-	"io"
-	"log/slog"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,74 +11,16 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/weftmesh/weft/internal/ca"
-	"github.com/weftmesh/weft/internal/ca/authn"
-	"github.com/weftmesh/weft/internal/ca/caclient"
+	"github.com/weftmesh/weft/internal/ca/catest"
 	"github.com/weftmesh/weft/internal/ca/spiffe"
 	"github.com/weftmesh/weft/internal/proxy/sds"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// mesh is a real CA on loopback TLS issuing workload certificates.
-type mesh struct {
-	ca     *ca.CA
-	tokens *authn.TokenStore
-	addr   string
-}
-
-func startCA(t *testing.T) *mesh {
+// store returns the SDS store of service account sa in default, with a
+// certificate from c.
+func store(t *testing.T, c *catest.CA, sa string) *sds.Store {
 	t.Helper()
-	dir := t.TempDir()
-	c, err := ca.New(ca.Options{Dir: filepath.Join(dir, "ca")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := authn.OpenTokenStore(filepath.Join(dir, "tokens.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ca.NewServer(c, ca.ServerOptions{Authenticator: tokens, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, lis) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &mesh{ca: c, tokens: tokens, addr: lis.Addr().String()}
-}
-
-func (m *mesh) store(t *testing.T, sa string) *sds.Store {
-	t.Helper()
-	id := spiffe.ID{TrustDomain: "cluster.local", Namespace: "default", ServiceAccount: sa}
-	token, err := m.tokens.Issue(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := caclient.New(context.Background(), caclient.Options{Address: m.addr, RootPEM: m.ca.RootsPEM(), Token: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cl.Close() })
-	r, err := caclient.NewRotator(caclient.RotatorOptions{Signer: cl, Identity: id, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-r.Ready():
-	case <-time.After(20 * time.Second):
-		t.Fatal("no certificate")
-	}
-	return sds.New(r)
+	return sds.New(c.Rotator(t, spiffe.ID{TrustDomain: "cluster.local", Namespace: "default", ServiceAccount: sa}, 0))
 }
 
 func sdsConfig(name string) *tlsv3.SdsSecretConfig { return &tlsv3.SdsSecretConfig{Name: name} }
@@ -162,8 +100,8 @@ func handshake(t *testing.T, client, server *tls.Config) (tls.ConnectionState, t
 }
 
 func TestIstioMutualHandshake(t *testing.T) {
-	m := startCA(t)
-	client, server := m.store(t, "productpage"), m.store(t, "reviews")
+	m := catest.Start(t)
+	client, server := store(t, m, "productpage"), store(t, m, "reviews")
 	srvCfg, err := sds.DownstreamConfig("test", strictServer(), server)
 	if err != nil {
 		t.Fatal(err)
@@ -192,8 +130,8 @@ func TestIstioMutualHandshake(t *testing.T) {
 }
 
 func TestWrongServerIdentityIsRejected(t *testing.T) {
-	m := startCA(t)
-	client, server := m.store(t, "productpage"), m.store(t, "ratings")
+	m := catest.Start(t)
+	client, server := store(t, m, "productpage"), store(t, m, "ratings")
 	srvCfg, _ := sds.DownstreamConfig("test", strictServer(), server)
 	cliCfg, _ := sds.UpstreamConfig("test", istioMutual("spiffe://cluster.local/ns/default/sa/reviews"), client, "")
 	if _, _, err := handshake(t, cliCfg, srvCfg); err == nil || !strings.Contains(err.Error(), "do not match") {
@@ -202,8 +140,8 @@ func TestWrongServerIdentityIsRejected(t *testing.T) {
 }
 
 func TestStrictRequiresClientCertificate(t *testing.T) {
-	m := startCA(t)
-	server := m.store(t, "reviews")
+	m := catest.Start(t)
+	server := store(t, m, "reviews")
 	srvCfg, _ := sds.DownstreamConfig("test", strictServer(), server)
 	// A TLS client without a certificate (plain TLS, not mesh mTLS).
 	if _, _, err := handshake(t, &tls.Config{InsecureSkipVerify: true}, srvCfg); err == nil { //nolint:gosec // test client
@@ -212,9 +150,9 @@ func TestStrictRequiresClientCertificate(t *testing.T) {
 }
 
 func TestCertificateFromAnotherCAIsRejected(t *testing.T) {
-	a, b := startCA(t), startCA(t)
-	server := a.store(t, "reviews")
-	stranger := b.store(t, "productpage")
+	a, b := catest.Start(t), catest.Start(t)
+	server := store(t, a, "reviews")
+	stranger := store(t, b, "productpage")
 	srvCfg, _ := sds.DownstreamConfig("test", strictServer(), server)
 	cliCfg, _ := sds.UpstreamConfig("test", istioMutual(), stranger, "")
 	if _, _, err := handshake(t, cliCfg, srvCfg); err == nil {

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,9 +19,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 
-	"github.com/weftmesh/weft/internal/ca"
-	"github.com/weftmesh/weft/internal/ca/authn"
-	"github.com/weftmesh/weft/internal/ca/caclient"
+	"github.com/weftmesh/weft/internal/ca/catest"
 	"github.com/weftmesh/weft/internal/ca/spiffe"
 	"github.com/weftmesh/weft/internal/manifest"
 	"github.com/weftmesh/weft/internal/model"
@@ -32,67 +29,11 @@ import (
 	"github.com/weftmesh/weft/internal/translate"
 )
 
-// meshCA is a real CA on loopback issuing workload identities.
-type meshCA struct {
-	ca     *ca.CA
-	tokens *authn.TokenStore
-	addr   string
-}
-
-func startMeshCA(t *testing.T) *meshCA {
+// identity returns the SDS store of service account sa in default, with a
+// certificate from c.
+func identity(t *testing.T, c *catest.CA, sa string) *sds.Store {
 	t.Helper()
-	dir := t.TempDir()
-	c, err := ca.New(ca.Options{Dir: filepath.Join(dir, "ca")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := authn.OpenTokenStore(filepath.Join(dir, "tokens.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := ca.NewServer(c, ca.ServerOptions{Authenticator: tokens, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, lis) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &meshCA{ca: c, tokens: tokens, addr: lis.Addr().String()}
-}
-
-// identity returns the SDS store of service account sa in default.
-func (m *meshCA) identity(t *testing.T, sa string) *sds.Store {
-	t.Helper()
-	id := spiffe.ID{TrustDomain: "cluster.local", Namespace: "default", ServiceAccount: sa}
-	token, err := m.tokens.Issue(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := caclient.New(context.Background(), caclient.Options{Address: m.addr, RootPEM: m.ca.RootsPEM(), Token: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cl.Close() })
-	r, err := caclient.NewRotator(caclient.RotatorOptions{Signer: cl, Identity: id, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-r.Ready():
-	case <-time.After(20 * time.Second):
-		t.Fatal("no certificate")
-	}
-	return sds.New(r)
+	return sds.New(c.Rotator(t, spiffe.ID{TrustDomain: "cluster.local", Namespace: "default", ServiceAccount: sa}, 0))
 }
 
 // clientTLS is a mesh client presenting its workload certificate.
@@ -109,8 +50,8 @@ func clientTLS(t *testing.T, id *sds.Store) *tls.Config {
 // service account its ALLOW policy names, and a DENY by namespace pattern
 // applies; a client without a certificate never gets through.
 func TestMTLSPrincipals(t *testing.T) {
-	m := startMeshCA(t)
-	server, productpage, other := m.identity(t, "httpbin"), m.identity(t, "productpage"), m.identity(t, "other")
+	m := catest.Start(t)
+	server, productpage, other := identity(t, m, "httpbin"), identity(t, m, "productpage"), identity(t, m, "other")
 
 	rec := &recorder{}
 	backend := httptest.NewServer(rec)
