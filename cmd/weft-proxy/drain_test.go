@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -29,17 +28,7 @@ import (
 // refused, the process exits once the connection is gone (long before
 // the drain duration) and the request was logged as JSON on stdout.
 func TestBinarySIGTERMDrains(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary")
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go toolchain not in PATH; cannot build weft-proxy")
-	}
-	bin := filepath.Join(t.TempDir(), "weft-proxy")
-	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := proxyBinary(t)
 	arrived, release := make(chan struct{}, 1), make(chan struct{})
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,17 +22,7 @@ import (
 // TestBinary builds weft-proxy, runs it against a go-control-plane
 // server, proxies a request, and stops it with /quitquitquit.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary")
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go toolchain not in PATH; cannot build weft-proxy")
-	}
-	bin := filepath.Join(t.TempDir(), "weft-proxy")
-	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := proxyBinary(t)
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello from app") }))
 	defer app.Close()
 	const node = "sidecar~127.0.0.1~client.default~default.svc.cluster.local"
