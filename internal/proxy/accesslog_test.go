@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -72,22 +71,9 @@ func TestJSONAccessLog(t *testing.T) {
 	b := backends(t)
 	lis := xdstest.FreeAddr(t)
 	res := bookinfo(lis, b, deadAddr(t))
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	echoAddr, _ := echoServer(t)
 	tcpLis := xdstest.FreeAddr(t)
-	res.Clusters = append(res.Clusters, xdstest.StaticCluster("outbound|7000||echo.default.svc.cluster.local", echo.Addr().String()))
+	res.Clusters = append(res.Clusters, xdstest.StaticCluster("outbound|7000||echo.default.svc.cluster.local", echoAddr))
 	res.Listeners = append(res.Listeners, xdstest.TCPListener("0.0.0.0_7000", tcpLis, "outbound|7000||echo.default.svc.cluster.local"))
 	logPath := filepath.Join(t.TempDir(), "access.log")
 	h := newHarnessWith(t, res, func(c *bootstrap.Config) { c.AccessLog = logPath })
@@ -165,7 +151,7 @@ func TestJSONAccessLog(t *testing.T) {
 	tl := waitLine(t, logPath, "the TCP line", func(l map[string]any) bool {
 		return l["upstream_cluster"] == "outbound|7000||echo.default.svc.cluster.local"
 	})
-	if tl["bytes_sent"] != 5.0 || tl["bytes_received"] != 5.0 || tl["response_flags"] != "-" || tl["upstream_host"] != echo.Addr().String() || tl["method"] != nil || tl["downstream_local_address"] != tcpLis {
+	if tl["bytes_sent"] != 5.0 || tl["bytes_received"] != 5.0 || tl["response_flags"] != "-" || tl["upstream_host"] != echoAddr || tl["method"] != nil || tl["downstream_local_address"] != tcpLis {
 		t.Errorf("TCP line: %v", tl)
 	}
 

@@ -194,24 +194,11 @@ func TestRemovedListenerDrains(t *testing.T) {
 // A tcp_proxy connection of a removed listener keeps working for the
 // drain duration, then is closed.
 func TestRemovedTCPListenerDrains(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	echoAddr, _ := echoServer(t)
 	slow := newSlowBackend(t)
 	keep, tcpLis := xdstest.FreeAddr(t), xdstest.FreeAddr(t)
 	res := drainConfig(keep, slow.addr())
-	res.Clusters = append(res.Clusters, xdstest.StaticCluster("outbound|7000||echo.default.svc.cluster.local", echo.Addr().String()))
+	res.Clusters = append(res.Clusters, xdstest.StaticCluster("outbound|7000||echo.default.svc.cluster.local", echoAddr))
 	res.Listeners = append(res.Listeners, xdstest.TCPListener("0.0.0.0_7000", tcpLis, "outbound|7000||echo.default.svc.cluster.local"))
 	h := newHarnessWith(t, res, func(c *bootstrap.Config) { c.DrainTimeout = bootstrap.Duration(time.Second) })
 	waitFor(t, "the tcp listener", func() bool { return h.p.ListenerAddr(tcpLis) != "" })

@@ -209,27 +209,14 @@ func TestConsistentHashRouting(t *testing.T) {
 // tcp_proxy listener uses it, anything else goes to PassthroughCluster
 // via the use_original_dst listener.
 func TestForwardProxyConnect(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	echoAddr, _ := echoServer(t)
 	tcpLis := xdstest.FreeAddr(t)
 	virtual := xdstest.TCPListener("virtualOutbound", xdstest.FreeAddr(t), "PassthroughCluster")
 	virtual.UseOriginalDst = wrapperspb.Bool(true)
 	pass := &clusterv3.Cluster{Name: "PassthroughCluster", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
 		LbPolicy: clusterv3.Cluster_CLUSTER_PROVIDED, ConnectTimeout: durationpb.New(time.Second)}
 	h := newHarness(t, xdstest.Resources{
-		Clusters:  []*clusterv3.Cluster{pass, xdstest.StaticCluster("outbound|7000||echo.default.svc.cluster.local", echo.Addr().String())},
+		Clusters:  []*clusterv3.Cluster{pass, xdstest.StaticCluster("outbound|7000||echo.default.svc.cluster.local", echoAddr)},
 		Listeners: []*listenerv3.Listener{virtual, xdstest.TCPListener("echo_7000", tcpLis, "outbound|7000||echo.default.svc.cluster.local")},
 	})
 	tunnel := func(target string) {
@@ -250,8 +237,8 @@ func TestForwardProxyConnect(t *testing.T) {
 			t.Fatalf("CONNECT %s: echo %q %v", target, line, err)
 		}
 	}
-	tunnel(tcpLis)               // the echo_7000 listener's address
-	tunnel(echo.Addr().String()) // no listener: PassthroughCluster
+	tunnel(tcpLis)   // the echo_7000 listener's address
+	tunnel(echoAddr) // no listener: PassthroughCluster
 	waitFor(t, "tcp metrics", func() bool {
 		prom := adminGet(t, h.p.Addr("stats"), "/stats/prometheus")
 		return strings.Contains(prom, `istio_tcp_connections_closed_total{reporter="source"`) &&

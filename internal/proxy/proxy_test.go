@@ -522,22 +522,9 @@ func TestConfigUpdateAndTCPProxy(t *testing.T) {
 	res.Routes[0].VirtualHosts[0].Routes[len(res.Routes[0].VirtualHosts[0].Routes)-1].Action =
 		&routev3.Route_Route{Route: toCluster("outbound|9080|v2|reviews.default.svc.cluster.local")}
 	// And add a tcp_proxy listener to an echo server.
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	echoAddr, _ := echoServer(t)
 	tcpLis := xdstest.FreeAddr(t)
-	res.Clusters = append(res.Clusters, xdstest.StaticCluster("outbound|7000||echo.default.svc.cluster.local", echo.Addr().String()))
+	res.Clusters = append(res.Clusters, xdstest.StaticCluster("outbound|7000||echo.default.svc.cluster.local", echoAddr))
 	res.Listeners = append(res.Listeners, xdstest.TCPListener("0.0.0.0_7000", tcpLis, "outbound|7000||echo.default.svc.cluster.local"))
 	// Istio-style virtual listener: not bound, reached by port (forward proxy, original dst).
 	virt := xdstest.HTTPListener("virtual_9080", "0.0.0.0:9080", xdstest.HCM("outbound_0.0.0.0_9080", "9080"))
