@@ -2,11 +2,9 @@ package interop_test
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,16 +14,11 @@ import (
 	"testing"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-
 	"github.com/weftmesh/weft/internal/ca/catest"
 	"github.com/weftmesh/weft/internal/ca/spiffe"
-	"github.com/weftmesh/weft/internal/manifest"
 	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/sds"
-	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/translate"
 )
 
@@ -121,45 +114,9 @@ spec:
   rules:
   - from: [{source: {principals: ["*/sa/other"]}}]
 `)
-	cfgs, diags := manifest.Decode("mtls.yaml", []byte(yaml), "file")
-	if len(diags) > 0 {
-		t.Fatal(diags)
-	}
-	snap := model.NewStore().Update(&model.SourceState{Source: "file", Configs: cfgs, Synced: true})
-	res := translate.Generate(snap, &model.Proxy{Type: model.ProxySidecar, Namespace: "default", Labels: map[string]string{"app": "httpbin"},
+	res := translateYAML(t, "mtls.yaml", yaml, &model.Proxy{Type: model.ProxySidecar, Namespace: "default", Labels: map[string]string{"app": "httpbin"},
 		ServiceAccount: "httpbin", IPs: []string{"127.0.0.1"}, Metadata: map[string]string{translate.MetadataInterceptionMode: "NONE"}})
-	cs := map[string]*clusterv3.Cluster{}
-	for _, c := range res.Clusters {
-		cs[c.Name] = c
-	}
-	set, commit, err := upstream.Build(cs, map[string]*endpointv3.ClusterLoadAssignment{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	commit()
-	mgr := listener.NewManager(resolver{set}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		mgr.Stop(ctx)
-	}()
-	var ls []*listener.Listener
-	for _, lc := range res.Listeners {
-		if lc.Name != "127.0.0.1_"+httpPort && lc.Name != "127.0.0.1_"+tcpPort {
-			continue
-		}
-		c, err := listener.Compile(lc, listener.Deps{Resolver: resolver{set}, Secrets: server})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, c)
-	}
-	if len(ls) != 2 {
-		t.Fatalf("%d inbound listeners", len(ls))
-	}
-	if err := mgr.Apply(ls); err != nil {
-		t.Fatal(err)
-	}
+	serveListeners(t, res, listener.Deps{Secrets: server}, "127.0.0.1_"+httpPort, "127.0.0.1_"+tcpPort)
 	httpAddr, tcpAddr := "127.0.0.1:"+httpPort, "127.0.0.1:"+tcpPort
 
 	get := func(cfg *tls.Config) int {

@@ -1,9 +1,7 @@
 package interop_test
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -11,13 +9,8 @@ import (
 	"testing"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-
-	"github.com/weftmesh/weft/internal/manifest"
 	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/proxy/listener"
-	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/translate"
 )
 
@@ -91,48 +84,9 @@ apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: p, namespace: default}
 spec: `+spec+"\n", "PORT", port)
-			cfgs, diags := manifest.Decode("tcp.yaml", []byte(yaml), "file")
-			if len(diags) > 0 {
-				t.Fatal(diags)
-			}
-			snap := model.NewStore().Update(&model.SourceState{Source: "file", Configs: cfgs, Synced: true})
-			res := translate.Generate(snap, &model.Proxy{Type: model.ProxySidecar, Namespace: "default", Labels: map[string]string{"app": "db"},
+			res := translateYAML(t, "tcp.yaml", yaml, &model.Proxy{Type: model.ProxySidecar, Namespace: "default", Labels: map[string]string{"app": "db"},
 				IPs: []string{"127.0.0.1"}, Metadata: map[string]string{translate.MetadataInterceptionMode: "NONE"}})
-			cs := map[string]*clusterv3.Cluster{}
-			for _, cl := range res.Clusters {
-				cs[cl.Name] = cl
-			}
-			set, commit, err := upstream.Build(cs, map[string]*endpointv3.ClusterLoadAssignment{}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			commit()
-			m := listener.NewManager(resolver{set}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				defer cancel()
-				m.Stop(ctx)
-			}()
-			var ls []*listener.Listener
-			for _, lc := range res.Listeners {
-				if lc.Name != "127.0.0.1_"+port {
-					continue
-				}
-				if err := lc.ValidateAll(); err != nil {
-					t.Fatal(err)
-				}
-				cl, err := listener.Compile(lc, listener.Deps{Resolver: resolver{set}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				ls = append(ls, cl)
-			}
-			if len(ls) != 1 {
-				t.Fatal("no TCP listener")
-			}
-			if err := m.Apply(ls); err != nil {
-				t.Fatal(err)
-			}
+			m, ls := serveListeners(t, res, listener.Deps{}, "127.0.0.1_"+port)
 			conn, err := net.Dial("tcp", m.Addr(ls[0].Addr))
 			if err != nil {
 				t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,17 +20,12 @@ import (
 	"testing"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/net/http2"
 
-	"github.com/weftmesh/weft/internal/manifest"
 	"github.com/weftmesh/weft/internal/model"
 	"github.com/weftmesh/weft/internal/proxy/httpproxy"
 	"github.com/weftmesh/weft/internal/proxy/listener"
-	"github.com/weftmesh/weft/internal/proxy/router"
-	"github.com/weftmesh/weft/internal/proxy/upstream"
 	"github.com/weftmesh/weft/internal/translate"
 )
 
@@ -144,11 +138,6 @@ func (rc *recorder) take() []*http.Request {
 	return s
 }
 
-type resolver struct{ set *upstream.Set }
-
-func (r resolver) RouteTable(string) *router.Table       { return nil }
-func (r resolver) Cluster(name string) *upstream.Cluster { return r.set.Get(name) }
-
 // signer makes test tokens.
 type signer struct {
 	key  *ecdsa.PrivateKey
@@ -204,53 +193,13 @@ func meshProxy(t *testing.T, normalization string, s *signer) (addr string, rec 
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	yaml := strings.NewReplacer("PORT", strconv.Itoa(port), "BACKEND", backend.Listener.Addr().String(), "ISSUER", issuer, "JWKS", s.jwks).Replace(authzPolicies)
-	cfgs, diags := manifest.Decode("authz.yaml", []byte(yaml), "file")
-	if len(diags) > 0 {
-		t.Fatal(diags)
-	}
-	snap := model.NewStore().Update(&model.SourceState{Source: "file", Configs: cfgs, Synced: true})
 	proxy := &model.Proxy{Type: model.ProxySidecar, Namespace: "default", Labels: map[string]string{"app": "httpbin"}, IPs: []string{"127.0.0.1"},
 		Metadata: map[string]string{translate.MetadataInterceptionMode: "NONE", translate.MetadataPathNormalization: normalization}}
-	res := translate.Generate(snap, proxy)
+	res := translateYAML(t, "authz.yaml", yaml, proxy)
 	if len(res.Diagnostics) > 0 {
 		t.Fatalf("diagnostics: %v", res.Diagnostics)
 	}
-	cs := map[string]*clusterv3.Cluster{}
-	for _, c := range res.Clusters {
-		cs[c.Name] = c
-	}
-	set, commit, err := upstream.Build(cs, map[string]*endpointv3.ClusterLoadAssignment{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	commit()
-	m := listener.NewManager(resolver{set}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		m.Stop(ctx)
-	})
-	var ls []*listener.Listener
-	want := "127.0.0.1_" + strconv.Itoa(port)
-	for _, lc := range res.Listeners {
-		if lc.Name != want {
-			continue
-		}
-		if err := lc.ValidateAll(); err != nil {
-			t.Fatalf("listener %s: ValidateAll: %v", lc.Name, err)
-		}
-		c, err := listener.Compile(lc, listener.Deps{Resolver: resolver{set}, Observer: rec})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, c)
-	}
-	if len(ls) != 1 {
-		t.Fatalf("no inbound listener %s", want)
-	}
-	if err := m.Apply(ls); err != nil {
-		t.Fatal(err)
-	}
+	m, ls := serveListeners(t, res, listener.Deps{Observer: rec}, "127.0.0.1_"+strconv.Itoa(port))
 	return m.Addr(ls[0].Addr), rec
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -24,16 +25,23 @@ import (
 	"github.com/weftmesh/weft/internal/xds"
 )
 
-// gatewayResources translates yaml for the ingress gateway proxy
-// (istio=ingressgateway in istio-system), failing on any diagnostic.
-func gatewayResources(t *testing.T, file, yaml string) *translate.Resources {
+// translateYAML decodes yaml (failing on any decoding diagnostic) and
+// translates it for proxy.
+func translateYAML(t *testing.T, file, yaml string, proxy *model.Proxy) *translate.Resources {
 	t.Helper()
 	cfgs, diags := manifest.Decode(file, []byte(yaml), "file")
 	if len(diags) > 0 {
 		t.Fatal(diags)
 	}
 	snap := model.NewStore().Update(&model.SourceState{Source: "file", Configs: cfgs, Synced: true})
-	res := translate.Generate(snap, &model.Proxy{Type: model.ProxyRouter, Namespace: "istio-system", Workload: "istio-ingressgateway",
+	return translate.Generate(snap, proxy)
+}
+
+// gatewayResources translates yaml for the ingress gateway proxy
+// (istio=ingressgateway in istio-system), failing on any diagnostic.
+func gatewayResources(t *testing.T, file, yaml string) *translate.Resources {
+	t.Helper()
+	res := translateYAML(t, file, yaml, &model.Proxy{Type: model.ProxyRouter, Namespace: "istio-system", Workload: "istio-ingressgateway",
 		Labels: map[string]string{"istio": "ingressgateway"}, IPs: []string{"127.0.0.1"}})
 	if len(res.Diagnostics) > 0 {
 		t.Fatalf("diagnostics: %v", res.Diagnostics)
@@ -41,10 +49,12 @@ func gatewayResources(t *testing.T, file, yaml string) *translate.Resources {
 	return res
 }
 
-// serveTranslated runs res's listeners with weft-proxy's own compilers
-// (clusters and endpoints, RDS route tables) until the test ends, and
-// returns how many listeners it serves.
-func serveTranslated(t *testing.T, res *translate.Resources) int {
+// serveListeners runs res's listeners named in names (every listener
+// when names is empty), each checked with ValidateAll, with weft-proxy's
+// own compilers (clusters and endpoints, RDS route tables) until the test
+// ends. deps supplies secrets and observers; its Resolver is set here. It
+// returns the manager and the listeners it serves, in res's order.
+func serveListeners(t *testing.T, res *translate.Resources, deps listener.Deps, names ...string) (*listener.Manager, []*listener.Listener) {
 	t.Helper()
 	cs := map[string]*clusterv3.Cluster{}
 	for _, c := range res.Clusters {
@@ -67,23 +77,41 @@ func serveTranslated(t *testing.T, res *translate.Resources) int {
 		}
 		rr.tables[rc.Name] = tab
 	}
+	deps.Resolver = rr
 	mgr := listener.NewManager(rr, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		mgr.Stop(ctx)
 	})
 	var ls []*listener.Listener
 	for _, lc := range res.Listeners {
-		c, err := listener.Compile(lc, listener.Deps{Resolver: rr})
+		if len(names) > 0 && !slices.Contains(names, lc.Name) {
+			continue
+		}
+		if err := lc.ValidateAll(); err != nil {
+			t.Fatalf("listener %s: ValidateAll: %v", lc.Name, err)
+		}
+		c, err := listener.Compile(lc, deps)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ls = append(ls, c)
 	}
+	if len(names) > 0 && len(ls) != len(names) {
+		t.Fatalf("serving %d listeners, want %v", len(ls), names)
+	}
 	if err := mgr.Apply(ls); err != nil {
 		t.Fatal(err)
 	}
+	return mgr, ls
+}
+
+// serveTranslated serves every listener of res (serveListeners) and
+// returns how many.
+func serveTranslated(t *testing.T, res *translate.Resources) int {
+	t.Helper()
+	_, ls := serveListeners(t, res, listener.Deps{})
 	return len(ls)
 }
 
