@@ -28,10 +28,6 @@
 // bound on the gateway's address. Every process is stopped at the end of
 // the test and its output is logged if the test failed.
 //
-// Behaviour that differs from Envoy or Istio because of a product bug is
-// checked with [KnownBug]: the check is skipped with the bug's description
-// while the bug is there and becomes a plain assertion once it is fixed.
-//
 // go test ./test/dataplane -args -weft-bin DIR uses prebuilt binaries
 // instead of building them (useful while the working tree does not build).
 //

@@ -1066,17 +1066,6 @@ func (m *Mesh) StartClientWithAccessLog(name string) *Proxy {
 	return p
 }
 
-// KnownBug marks a check that fails because of a reported product bug:
-// while broken is true the (sub)test is skipped with the bug's
-// description, so the suite stays green; once the bug is fixed the check
-// passes and the skip disappears by itself. Call it last in a subtest.
-func KnownBug(t *testing.T, broken bool, format string, args ...any) {
-	t.Helper()
-	if broken {
-		t.Skipf("bug: "+format, args...)
-	}
-}
-
 // StartGateway starts an ingress gateway: a weft-proxy of node type
 // router in namespace istio-system with labels istio=ingressgateway and
 // app=NAME, and waits until it has the mesh's configuration. Its Gateway
